@@ -1,0 +1,17 @@
+"""keras_pansharp: deep pan-sharpening for Keras 3 (TensorFlow, JAX, PyTorch).
+
+Public API is re-exported here. Each subpackage owns its section below.
+"""
+
+from keras_pansharp import sensors
+from keras_pansharp.sensors import Sensor, generic_sensor, get_sensor
+from keras_pansharp.version import __version__
+
+# --- layers (keras_pansharp.layers) ---
+# --- models (keras_pansharp.models) ---
+# --- signal tools (keras_pansharp.signal) ---
+# --- metrics (keras_pansharp.metrics) ---
+# --- callbacks (keras_pansharp.callbacks) ---
+# --- data (keras_pansharp.data) ---
+# --- losses / recipes ---
+# --- export and inference (keras_pansharp.export) ---

@@ -1,0 +1,3 @@
+"""Version of keras_pansharp."""
+
+__version__ = "0.1.0"
