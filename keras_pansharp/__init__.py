@@ -10,6 +10,15 @@ from keras_pansharp.version import __version__
 # --- layers (keras_pansharp.layers) ---
 # --- models (keras_pansharp.models) ---
 # --- signal tools (keras_pansharp.signal) ---
+# isort: split
+from keras_pansharp import signal
+from keras_pansharp.signal import (
+    imresize_bicubic,
+    interp23tap,
+    mtf_filter,
+    mtf_kernels,
+    wald_degrade,
+)
 # --- metrics (keras_pansharp.metrics) ---
 # --- callbacks (keras_pansharp.callbacks) ---
 # --- data (keras_pansharp.data) ---

@@ -1,1 +1,29 @@
-"""keras_pansharp.signal."""
+"""keras_pansharp.signal: toolbox-exact NumPy/SciPy signal tools (float64).
+
+Interpolation (`interp23tap`), MTF-matched kernels and filtering
+(`mtf_kernels`, `mtf_filter`), MATLAB-compatible `imresize`
+(`imresize_bicubic`, `imresize_nearest`) and Wald's protocol
+(`wald_degrade`). All take channels-last arrays (H, W, C) or (H, W).
+"""
+
+from keras_pansharp.signal.filters import interp23tap, mtf_filter
+from keras_pansharp.signal.kernels import (
+    fwind1,
+    interp23tap_kernel,
+    mtf_kernel,
+    mtf_kernels,
+)
+from keras_pansharp.signal.resize import imresize_bicubic, imresize_nearest
+from keras_pansharp.signal.wald import wald_degrade
+
+__all__ = [
+    "fwind1",
+    "imresize_bicubic",
+    "imresize_nearest",
+    "interp23tap",
+    "interp23tap_kernel",
+    "mtf_filter",
+    "mtf_kernel",
+    "mtf_kernels",
+    "wald_degrade",
+]
