@@ -1,0 +1,315 @@
+"""Exact NumPy metrics against the reference toolbox's golden values."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_pansharp.metrics import reference as R
+from keras_pansharp.sensors import generic_sensor
+
+CASES = [
+    "fr_qb",
+    "fr_wv3_spacenet",
+    "fr_wv3_zpnn",
+    "rr_pleiades",
+    "rr_qb",
+    "rr_wv3_patch0",
+]
+METHODS = ["EXP", "BT_H", "MTF_GLP_HPM_R"]
+RR_KEYS = {"Q2n": "q2n", "Q": "q_avg", "SAM": "sam", "ERGAS": "ergas", "SCC": "scc"}
+RTOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def golden(golden_dir):
+    with open(golden_dir / "golden.json") as fh:
+        values = json.load(fh)
+    arrays = {c: dict(np.load(golden_dir / f"{c}.npz")) for c in CASES}
+    return values, arrays
+
+
+def _sensor(values, arrays):
+    if values["sensor"] == "none":
+        return generic_sensor(arrays["ms_lr"].shape[2], bit_depth=values["L"])
+    return values["sensor"]
+
+
+def _close(got, want, what):
+    assert np.isfinite(got), what
+    assert abs(got - want) <= RTOL * abs(want) + 1e-12, f"{what}: {got!r} != {want!r}"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_rr(golden, case):
+    values, arrays = golden
+    v, a = values[case], arrays[case]
+    max_value = 2.0 ** v["L"] - 1
+    checked = 0
+    for key in ("rr_nocut", "rr_cut21", "wald_rr_nocut"):
+        if key not in v:
+            continue
+        for method in METHODS:
+            if key == "wald_rr_nocut":
+                fused, gt = a[f"wald_fused_{method}"], a["ms_lr"]
+            else:
+                fused, gt = a[f"fused_{method}"], a["gt"]
+            cut = 21 if key == "rr_cut21" else 0
+            got = R.evaluate_rr(fused, gt, max_value=max_value, dim_cut=cut)
+            for gkey, mkey in RR_KEYS.items():
+                _close(got[mkey], v[key][method][gkey], f"{case}/{key}/{method}/{gkey}")
+                checked += 1
+            # Normalised inputs give the same numbers.
+            got_n = R.evaluate_rr(
+                fused / max_value,
+                gt / max_value,
+                max_value=max_value,
+                normalized=True,
+                dim_cut=cut,
+            )
+            _close(got_n["q2n"], v[key][method]["Q2n"], f"{case}/{key}/{method}/norm")
+    assert checked >= 15
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_fr(golden, case):
+    values, arrays = golden
+    v, a = values[case], arrays[case]
+    sensor = _sensor(v, a)
+    for method in METHODS:
+        fused = a[f"fused_{method}"]
+        got = R.evaluate_fr(fused, a["ms_lr"], a["pan"], sensor=sensor)
+        q, h = v["qnr"][method], v["hqnr"][method]
+        _close(got["d_lambda"], q["D_lambda"], f"{case}/{method}/D_lambda")
+        _close(got["d_s"], q["D_s"], f"{case}/{method}/D_s")
+        _close(got["qnr"], q["QNR"], f"{case}/{method}/QNR")
+        _close(got["d_lambda_k"], h["D_lambda_K"], f"{case}/{method}/D_lambda_K")
+        _close(got["d_s"], h["D_s"], f"{case}/{method}/D_s (hqnr)")
+        _close(got["hqnr"], h["HQNR"], f"{case}/{method}/HQNR")
+
+
+def test_golden_fr_single_functions(golden):
+    values, arrays = golden
+    v, a = values["fr_qb"], arrays["fr_qb"]
+    f, ms, pan, lms = a["fused_BT_H"], a["ms_lr"], a["pan"], a["interp23tap_ms"]
+    q, h = v["qnr"]["BT_H"], v["hqnr"]["BT_H"]
+    _close(R.d_lambda(f, ms, lms=lms), q["D_lambda"], "d_lambda")
+    _close(R.d_s(f, ms, pan), q["D_s"], "d_s")
+    _close(R.d_s(f, ms, pan, pan_lr=a["wald_pan"]), q["D_s"], "d_s pan_lr")
+    _close(R.qnr(f, ms, pan), q["QNR"], "qnr")
+    _close(R.d_lambda_k(f, ms, sensor="QB"), h["D_lambda_K"], "d_lambda_k")
+    _close(R.hqnr(f, ms, pan, sensor="qb"), h["HQNR"], "hqnr")
+    # Normalised inputs: only Q2n's quantisation needs the scale.
+    n = 2047.0
+    got = R.evaluate_fr(f / n, ms / n, pan / n, sensor="QB", normalized=True)
+    _close(got["hqnr"], h["HQNR"], "hqnr normalised")
+    _close(got["qnr"], q["QNR"], "qnr normalised")
+
+
+# ------------------------------------------------- literal (looped) ports
+def _literal_q2n(gt, fused, s=32):
+    """Block-by-block port of toolbox q2n/onions_quality (loops, slow)."""
+    h, w, c = gt.shape
+    eh, ew = (-h) % s, (-w) % s
+    gt = np.pad(gt, ((0, eh), (0, ew), (0, 0)), mode="symmetric")
+    fused = np.pad(fused, ((0, eh), (0, ew), (0, 0)), mode="symmetric")
+    gt, fused = R.quantize_uint16(gt), R.quantize_uint16(fused)
+    n = 1 << (c - 1).bit_length()
+    z = np.zeros(gt.shape[:2] + (n - c,))
+    gt, fused = np.concatenate([gt, z], 2), np.concatenate([fused, z], 2)
+    vals = []
+    for i in range(0, gt.shape[0], s):
+        for j in range(0, gt.shape[1], s):
+            d1 = gt[i : i + s, j : j + s].copy()
+            d2 = fused[i : i + s, j : j + s].copy()
+            d2[:, :, 1:] = -d2[:, :, 1:]
+            for b in range(n):
+                a = d1[:, :, b].mean()
+                sd = d1[:, :, b].std(ddof=1)
+                sd = np.finfo(float).eps if sd == 0 else sd
+                d1[:, :, b] = (d1[:, :, b] - a) / sd + 1
+                sign = 1.0 if b == 0 else -1.0
+                x = sign * d2[:, :, b]
+                x = x - a + 1 if a == 0 else (x - a) / sd + 1
+                d2[:, :, b] = sign * x
+            npx = s * s
+            m1, m2 = d1.mean((0, 1)), d2.mean((0, 1))
+            t3 = npx / (npx - 1) * (
+                np.sum(d1**2, 2).mean() + np.sum(d2**2, 2).mean()
+            ) - npx / (npx - 1) * (np.sum(m1**2) + np.sum(m2**2))
+            mb = (
+                2
+                * np.linalg.norm(m1)
+                * np.linalg.norm(m2)
+                / (np.sum(m1**2) + np.sum(m2**2))
+            )
+            if t3 == 0:
+                q = np.zeros(n)
+                q[-1] = mb
+            else:
+                qu = R._onion_mult_literal(d1, d2).mean((0, 1))
+                qm = R._onion_mult_literal(m1, m2)
+                q = npx / (npx - 1) * (qu - qm) * mb * 2 / t3
+            vals.append(np.linalg.norm(q))
+    return float(np.mean(vals))
+
+
+def _literal_q_avg(gt, fused, k=32):
+    out = []
+    for b in range(gt.shape[2]):
+        qs = []
+        for i in range(gt.shape[0] - k + 1):
+            for j in range(gt.shape[1] - k + 1):
+                x = gt[i : i + k, j : j + k, b].ravel()
+                y = fused[i : i + k, j : j + k, b].ravel()
+                mx, my = x.mean(), y.mean()
+                vx, vy = x.var(), y.var()
+                cxy = np.mean((x - mx) * (y - my))
+                qs.append(4 * cxy * mx * my / ((vx + vy) * (mx**2 + my**2)))
+        out.append(np.mean(qs))
+    return float(np.mean(out))
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 4), (40, 50, 3), (32, 32, 8)])
+def test_q2n_matches_literal_port(rng, shape):
+    gt = rng.uniform(50, 1800, shape)
+    fused = gt + rng.normal(0, 60, shape)
+    got = R.q2n(fused, gt)
+    want = _literal_q2n(gt, fused)
+    assert abs(got - want) < 1e-12, (got, want)
+    assert 0.0 < got < 1.0
+
+
+def test_q_avg_matches_literal_port(rng):
+    gt = rng.uniform(50, 1800, (36, 35, 2))
+    fused = gt + rng.normal(0, 80, gt.shape)
+    assert abs(R.q_avg(fused, gt) - _literal_q_avg(gt, fused)) < 1e-12
+
+
+def test_structure_tensor_is_complex_product_for_n2():
+    t = R.onion_structure_tensor(2)
+    x, y = np.array([1.5, -2.0]), np.array([0.3, 0.7])
+    z = complex(*x) * complex(*y)
+    np.testing.assert_allclose(np.einsum("kij,i,j->k", t, x, y), [z.real, z.imag])
+    for n in (4, 8, 16):
+        a, b = np.random.default_rng(n).normal(size=(2, 5, n))
+        lit = R._onion_mult_literal(a, b)
+        fast = np.einsum("kij,bi,bj->bk", R.onion_structure_tensor(n), a, b)
+        np.testing.assert_allclose(fast, lit, atol=1e-12)
+
+
+def test_quantize_rounds_half_away_and_saturates():
+    x = np.array([0.5, 1.5, 2.5, 2.4999999, -0.5, -3.0, 65535.4, 70000.0])
+    np.testing.assert_array_equal(
+        R.quantize_uint16(x), [1, 2, 3, 2, 0, 0, 65535, 65535]
+    )
+
+
+def test_identity_scores(rng):
+    gt = rng.uniform(100, 2000, (64, 64, 4))
+    r = R.evaluate_rr(gt, gt, sensor="qb")
+    assert r["q2n"] == pytest.approx(1.0, abs=1e-12)
+    assert r["q_avg"] == pytest.approx(1.0, abs=1e-12)
+    assert r["sam"] == pytest.approx(0.0, abs=1e-6)
+    assert r["ergas"] == 0.0
+    assert r["scc"] == pytest.approx(1.0, abs=1e-12)
+    assert r["psnr"] == np.inf
+    assert r["ssim"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_flat_blocks_and_zero_pixels_have_no_nan(rng):
+    gt = rng.uniform(100, 2000, (64, 64, 4)).round()
+    gt[:32, :32] = 700.0  # flat block in every band
+    gt[32:, 32:, 1] = 0.0  # zero block in one band
+    gt[5, 40] = 0.0  # a zero pixel (SAM excludes it)
+    fused = gt.copy()
+    fused[40:, :32] += rng.normal(0, 20, (24, 32, 4))
+    r = R.evaluate_rr(fused, gt, sensor="qb")
+    assert all(np.isfinite(v) for k, v in r.items() if k != "psnr"), r
+    assert 0.5 < r["q2n"] <= 1.0
+    # The flat, identical block scores exactly 1 (toolbox: q = mean bias).
+    flat = R.q2n(gt[:32, :32], gt[:32, :32])
+    assert flat == pytest.approx(1.0, abs=1e-15)
+    assert R.q_avg(gt[:32, :32], gt[:32, :32]) == 1.0
+    # Flat blocks against a different constant: defined, below 1.
+    q = R.q_avg(gt[:32, :32] * 0.5, gt[:32, :32])
+    assert q == pytest.approx(2 * 0.5 / 1.25)
+    # Block Q of QNR on flat data: our documented convention, no NaN.
+    mom = R._block_moments(gt[:32, :32], gt[:32, :32] * 0.5, 32, pairwise=False)
+    assert np.allclose(R._mean_block_q(mom), 0.8)
+    # All-zero spectra in SAM.
+    assert R.sam(np.zeros((4, 4, 3)), np.zeros((4, 4, 3))) == 0.0
+
+
+def test_psnr_ssim_match_scikit_image(rng):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    gt = rng.uniform(0, 1023, (48, 40, 4))
+    fused = np.clip(gt + rng.normal(0, 30, gt.shape), 0, 1023)
+    want_p = np.mean(
+        [
+            peak_signal_noise_ratio(
+                gt[..., b] / 1023, fused[..., b] / 1023, data_range=1
+            )
+            for b in range(4)
+        ]
+    )
+    want_s = np.mean(
+        [
+            structural_similarity(
+                gt[..., b] / 1023,
+                fused[..., b] / 1023,
+                data_range=1,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+            )
+            for b in range(4)
+        ]
+    )
+    assert R.psnr(fused, gt, sensor="gf2") == pytest.approx(want_p, rel=1e-12)
+    assert R.ssim(fused, gt, max_value=1023) == pytest.approx(want_s, rel=1e-12)
+    assert R.ssim(fused / 1023, gt / 1023, normalized=True) == pytest.approx(want_s)
+
+
+def test_border_cut_indices(rng):
+    gt = rng.uniform(100, 2000, (256, 256, 4))
+    fused = gt + rng.normal(0, 30, gt.shape)
+    got = R.evaluate_rr(fused, gt, sensor="qb", dim_cut=21)
+    assert got["ergas"] == pytest.approx(
+        R.ergas(fused[20:235, 20:235], gt[20:235, 20:235])
+    )
+
+
+def test_errors(rng):
+    a = rng.uniform(0, 1, (32, 32, 4))
+    with pytest.raises(ValueError, match="shape"):
+        R.sam(a, a[:16])
+    bad = a.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        R.ergas(bad, a)
+    bad[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        R.q2n(a, bad, max_value=2047, normalized=True)
+    with pytest.raises(ValueError, match="bands"):
+        R.evaluate_rr(a, a, sensor="wv3")
+    with pytest.raises(ValueError, match="max_value"):
+        R.evaluate_rr(a, a)
+    with pytest.raises(ValueError, match="normalized=True"):
+        R.q2n(a, a, normalized=True)
+    with pytest.raises(ValueError, match="H, W, C"):
+        R.scc(a[None], a[None])
+    with pytest.raises(ValueError, match="numeric"):
+        R.sam(np.array([["a"]]), np.array([["a"]]))
+    ms = rng.uniform(0, 1, (8, 8, 4))
+    with pytest.raises(ValueError, match="4 x ms_lr"):
+        R.evaluate_fr(a[:30], ms, a[:30, :, 0], sensor="qb")
+    with pytest.raises(ValueError, match="bands"):
+        R.d_lambda(a, ms[..., :3])
+    with pytest.raises(ValueError, match="pan"):
+        R.d_s(a, ms, a[:16, :16, 0])
+    with pytest.raises(ValueError, match="one band"):
+        R.d_s(a, ms, a)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        R.d_lambda_k(a[:, :28], ms[:, :7], sensor="qb")
