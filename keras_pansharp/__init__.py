@@ -13,9 +13,12 @@ from keras_pansharp.version import __version__
 # isort: split
 from keras_pansharp import signal
 from keras_pansharp.signal import (
+    bt_h,
+    exp_method,
     imresize_bicubic,
     interp23tap,
     mtf_filter,
+    mtf_glp_hpm_r,
     mtf_kernels,
     wald_degrade,
 )

@@ -3,9 +3,16 @@
 Interpolation (`interp23tap`), MTF-matched kernels and filtering
 (`mtf_kernels`, `mtf_filter`), MATLAB-compatible `imresize`
 (`imresize_bicubic`, `imresize_nearest`) and Wald's protocol
-(`wald_degrade`). All take channels-last arrays (H, W, C) or (H, W).
+(`wald_degrade`), plus the toolbox's classical pan-sharpening methods
+(`exp_method`, `bt_h`, `mtf_glp_hpm_r`) used as reference baselines. All take channels-last arrays (H, W, C) or (H, W).
 """
 
+from keras_pansharp.signal.classical import (
+    CLASSICAL_METHODS,
+    bt_h,
+    exp_method,
+    mtf_glp_hpm_r,
+)
 from keras_pansharp.signal.filters import interp23tap, mtf_filter
 from keras_pansharp.signal.kernels import (
     fwind1,
@@ -17,6 +24,10 @@ from keras_pansharp.signal.resize import imresize_bicubic, imresize_nearest
 from keras_pansharp.signal.wald import wald_degrade
 
 __all__ = [
+    "CLASSICAL_METHODS",
+    "bt_h",
+    "exp_method",
+    "mtf_glp_hpm_r",
     "fwind1",
     "imresize_bicubic",
     "imresize_nearest",
