@@ -23,6 +23,8 @@ from keras_pansharp.signal import (
     wald_degrade,
 )
 # --- metrics (keras_pansharp.metrics) ---
+from keras_pansharp import metrics
+from keras_pansharp.metrics import evaluate_fr, evaluate_rr
 # --- callbacks (keras_pansharp.callbacks) ---
 # --- data (keras_pansharp.data) ---
 # --- losses / recipes ---
