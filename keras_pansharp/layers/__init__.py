@@ -1,1 +1,3 @@
-"""keras_pansharp.layers."""
+"""keras_pansharp.layers: building blocks of the pan-sharpening models."""
+
+from keras_pansharp.layers.interp23tap import BicubicUpsample, Interp23Tap
