@@ -1,0 +1,293 @@
+"""Pan-sharpen whole scenes in bounded memory (tiling with overlap blending).
+
+`predict_scene(model, ms, pan)` cuts the scene into PAN-scale tiles of
+`tile x tile` pixels (MS tiles `tile/4`), neighbours sharing `overlap`
+pixels, runs the model on batches of tiles and blends the overlaps:
+
+- along each axis a tile's weight is 0 on the outer quarter of each shared
+  band (`overlap // 4` pixels next to an inner tile edge, where zero padding
+  and missing context make a tile's prediction differ from the whole-scene
+  one), then ramps linearly to 1 across the middle half; weights of
+  neighbouring tiles sum to 1 and are renormalised exactly (the tile grid is
+  separable), so no seams and no gain change;
+- the MS -> PAN-size upsampling (`lms`) of each tile is computed from the MS
+  tile plus a 12-pixel low-resolution halo taken from the *whole scene* with
+  the toolbox's circular boundary, so it equals the whole-scene
+  `interp23tap` exactly (done only for models whose upsampler is
+  `"interp23tap"`, the default, and that take the optional `lms` input).
+
+Result: for any model whose receptive-field radius is at most
+`overlap // 4` PAN pixels (all convolutional baselines with the default
+`overlap`), tiled prediction equals untiled prediction up to float rounding.
+Models with image-wide operations differ by design: PanTiny's channel
+attention normalises queries and keys over *all* pixels of its input, so each
+tile sees tile-level statistics (closer to its 64-128 px training patches than
+a whole scene is); use large tiles to stay close to untiled output.
+
+Memory is bounded by the inputs (which may be `np.memmap`s or h5py datasets
+read tile by tile), the output (an in-memory array, or any writable
+array-like passed as `out=`, e.g. a `np.memmap`) and one batch of tiles.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from keras_pansharp.signal.filters import interp23tap
+
+__all__ = ["predict_scene", "tile_starts", "blend_weights"]
+
+RATIO = 4
+_HALO_LR = 12  # > reach of the two 23-tap x2 stages (about 8.25 LR pixels)
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of length `tile` covering `[0, size)`.
+
+    Consecutive tiles overlap by at least `overlap` pixels; the last one ends
+    flush with `size`. `tile >= size` gives a single tile.
+    """
+    if tile >= size:
+        return [0]
+    stride = tile - overlap
+    n = math.ceil((size - tile) / stride) + 1
+    starts = [min(i * stride, size - tile) for i in range(n)]
+    return sorted(set(starts))
+
+
+def _ramp(length: int, overlap: int, lead: bool, trail: bool) -> np.ndarray:
+    """1-D weights of one tile (lead/trail: is that edge shared?)."""
+    margin = overlap // 4
+    width = max(overlap - 2 * margin, 1)
+    w = np.ones(length, dtype=np.float64)
+    d = np.arange(length, dtype=np.float64)
+    if lead:
+        w = np.minimum(w, np.clip((d - margin + 0.5) / width, 0.0, 1.0))
+    if trail:
+        w = np.minimum(w, np.clip((length - 1 - d - margin + 0.5) / width, 0.0, 1.0))
+    return w
+
+
+def blend_weights(size: int, tile: int, overlap: int):
+    """Per-tile 1-D blending weights along one axis, normalised to sum to 1.
+
+    Returns:
+        `(starts, weights)`: tile start offsets and, per tile, a float64 array
+        of length `min(tile, size)`; summing each tile's weights into its
+        place gives exactly 1 everywhere on `[0, size)`.
+    """
+    starts = tile_starts(size, tile, overlap)
+    length = min(tile, size)
+    raw = [
+        _ramp(length, overlap, lead=i > 0, trail=i < len(starts) - 1)
+        for i in range(len(starts))
+    ]
+    total = np.zeros(size, dtype=np.float64)
+    for s, w in zip(starts, raw):
+        total[s : s + length] += w
+    if np.any(total <= 0):  # cannot happen with overlap <= tile / 2; be safe
+        raise ValueError(
+            f"tiling size={size} tile={tile} overlap={overlap} leaves pixels "
+            "uncovered; use a larger tile or a smaller overlap"
+        )
+    return starts, [w / total[s : s + length] for s, w in zip(starts, raw)]
+
+
+def _wrapped_slice(arr, start: int, stop: int, axis: int) -> np.ndarray:
+    """`arr` indices `start..stop-1` along `axis` (0 or 1), circular.
+
+    Reads contiguous blocks only, so `arr` may be an h5py dataset or memmap.
+    """
+    n = arr.shape[axis]
+    idx = np.arange(start, stop) % n
+    # Split the index run into contiguous ascending blocks.
+    breaks = np.nonzero(np.diff(idx) != 1)[0] + 1
+    parts = []
+    for block in np.split(idx, breaks):
+        sl = [slice(None)] * 2
+        sl[axis] = slice(int(block[0]), int(block[-1]) + 1)
+        parts.append(np.asarray(arr[tuple(sl)]))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
+
+
+def _uses_interp23tap_lms(model) -> bool:
+    names = set()
+    try:
+        inp = model.input
+        names = set(inp) if isinstance(inp, dict) else set()
+    except (AttributeError, ValueError):
+        pass
+    if "lms" not in names:
+        return False
+    try:
+        upsampler = model.get_config().get("upsampler", "interp23tap")
+    except Exception:  # noqa: BLE001 - config of arbitrary models
+        upsampler = "interp23tap"
+    return upsampler == "interp23tap"
+
+
+def _check_inputs(ms, pan, lms, tile, overlap, batch_size, max_value):
+    for name, x in (("ms", ms), ("pan", pan)):
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise ValueError(
+                f"predict_scene: '{name}' must be an array-like with .shape and "
+                f".dtype (NumPy array, np.memmap, h5py dataset); got "
+                f"{type(x).__name__}"
+            )
+    if len(ms.shape) != 3:
+        raise ValueError(
+            f"predict_scene: 'ms' must have shape (h, w, C), got {tuple(ms.shape)}"
+        )
+    if len(pan.shape) == 3 and pan.shape[-1] != 1 or len(pan.shape) not in (2, 3):
+        raise ValueError(
+            "predict_scene: 'pan' must have shape (4h, 4w) or (4h, 4w, 1), got "
+            f"{tuple(pan.shape)}"
+        )
+    h, w, c = ms.shape
+    if tuple(pan.shape[:2]) != (RATIO * h, RATIO * w):
+        raise ValueError(
+            f"predict_scene: 'pan' must be 4x the MS size, i.e. ({RATIO * h}, "
+            f"{RATIO * w}) for ms {tuple(ms.shape)}; got {tuple(pan.shape)}"
+        )
+    if lms is not None and tuple(lms.shape) != (RATIO * h, RATIO * w, c):
+        raise ValueError(
+            f"predict_scene: 'lms' must have shape ({RATIO * h}, {RATIO * w}, {c}),"
+            f" got {tuple(lms.shape)}"
+        )
+    if max_value is None:
+        for name, x in (("ms", ms), ("pan", pan)):
+            if not np.issubdtype(np.dtype(x.dtype), np.floating):
+                raise ValueError(
+                    f"predict_scene: '{name}' has dtype {np.dtype(x.dtype)}; pass "
+                    "normalised floats (DN / sensor max) or give max_value= to "
+                    "normalise digital numbers tile by tile"
+                )
+    elif not max_value > 0:
+        raise ValueError(f"predict_scene: max_value must be > 0, got {max_value}")
+    if tile % RATIO or tile < 4 * RATIO:
+        raise ValueError(
+            f"predict_scene: tile must be a multiple of 4 >= 16, got {tile}"
+        )
+    if overlap % RATIO or overlap < 0 or 2 * overlap > tile:
+        raise ValueError(
+            "predict_scene: overlap must be a multiple of 4 with 0 <= overlap < "
+            f"tile / 2, got overlap={overlap} for tile={tile}"
+        )
+    if batch_size < 1:
+        raise ValueError(f"predict_scene: batch_size must be >= 1, got {batch_size}")
+
+
+def predict_scene(
+    model: keras.Model,
+    ms,
+    pan,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    lms=None,
+    max_value: float | None = None,
+    out=None,
+    verbose: int = 1,
+) -> np.ndarray:
+    """Pan-sharpen a whole scene tile by tile with overlap blending.
+
+    Args:
+        model: pan-sharpening model (dict inputs `ms`, `pan`, optional `lms`).
+        ms: `(h, w, C)` MS scene; any array-like read by slices (NumPy array,
+            `np.memmap`, h5py dataset). Normalised floats, or DN with
+            `max_value`.
+        pan: `(4h, 4w)` or `(4h, 4w, 1)` PAN scene, same units as `ms`.
+        tile: tile side at PAN scale (multiple of 4); capped at the scene size.
+        overlap: pixels shared by neighbouring tiles (multiple of 4,
+            `<= tile / 2`). Tiled output equals untiled output for models with
+            receptive-field radius <= `overlap // 4`.
+        batch_size: tiles per model call.
+        lms: optional precomputed `(4h, 4w, C)` upsampled MS scene (same
+            units); by default it is computed per tile with a wrapped halo
+            (toolbox `interp23tap`, exact) when the model uses that upsampler.
+        max_value: if given, inputs are digital numbers: each tile is divided
+            by `max_value` before the model and the output multiplied back.
+        out: optional writable `(4h, 4w, C)` float32 array-like initialised to
+            0 (e.g. `np.lib.format.open_memmap(..., mode="w+")`) receiving the
+            result; by default a new in-memory array.
+        verbose: 1 shows a `keras.utils.Progbar` over tiles, 0 is silent.
+
+    Returns:
+        The fused scene `(4h, 4w, C)` float32 (`out` when given).
+
+    Raises:
+        ValueError: bad shapes, ratio, dtype, tiling arguments, or a tile
+            containing NaN/inf (its location is named).
+
+    Example:
+    >>> fused = predict_scene(model, ms_scene, pan_scene, tile=512, overlap=64)
+    """
+    _check_inputs(ms, pan, lms, tile, overlap, batch_size, max_value)
+    h, w, c = ms.shape
+    big_h, big_w = RATIO * h, RATIO * w
+    pan2d = len(pan.shape) == 2
+    scale = 1.0 if max_value is None else 1.0 / float(max_value)
+    ys, wys = blend_weights(big_h, tile, overlap)
+    xs, wxs = blend_weights(big_w, tile, overlap)
+    th, tw = min(tile, big_h), min(tile, big_w)
+    if out is None:
+        out = np.zeros((big_h, big_w, c), dtype=np.float32)
+    elif tuple(out.shape) != (big_h, big_w, c):
+        raise ValueError(
+            f"predict_scene: 'out' must have shape ({big_h}, {big_w}, {c}), got "
+            f"{tuple(out.shape)}"
+        )
+    own_lms = lms is None and _uses_interp23tap_lms(model)
+    jobs = [(iy, ix) for iy in range(len(ys)) for ix in range(len(xs))]
+    batch_size = min(batch_size, len(jobs))
+    bar = keras.utils.Progbar(len(jobs), unit_name="tile") if verbose else None
+
+    def load(iy, ix):
+        y0, x0 = ys[iy], xs[ix]
+        ly0, lx0 = y0 // RATIO, x0 // RATIO
+        lth, ltw = th // RATIO, tw // RATIO
+        ms_t = np.asarray(ms[ly0 : ly0 + lth, lx0 : lx0 + ltw], dtype=np.float32)
+        pan_t = np.asarray(pan[y0 : y0 + th, x0 : x0 + tw], dtype=np.float32)
+        if pan2d:
+            pan_t = pan_t[..., None]
+        tile_in = {"ms": ms_t * scale, "pan": pan_t * scale}
+        if lms is not None:
+            lms_t = np.asarray(lms[y0 : y0 + th, x0 : x0 + tw], dtype=np.float32)
+            tile_in["lms"] = lms_t * scale
+        elif own_lms:
+            ext = _wrapped_slice(ms, ly0 - _HALO_LR, ly0 + lth + _HALO_LR, 0)
+            ext = _wrapped_slice(ext, lx0 - _HALO_LR, lx0 + ltw + _HALO_LR, 1)
+            up = interp23tap(np.asarray(ext, dtype=np.float64) * scale, RATIO)
+            k = RATIO * _HALO_LR
+            tile_in["lms"] = up[k : k + th, k : k + tw].astype(np.float32)
+        for name, arr in tile_in.items():
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(
+                    f"predict_scene: '{name}' contains NaN or inf in the tile at "
+                    f"PAN rows {y0}:{y0 + th}, cols {x0}:{x0 + tw}"
+                )
+        return tile_in
+
+    done = 0
+    for b0 in range(0, len(jobs), batch_size):
+        batch_jobs = jobs[b0 : b0 + batch_size]
+        tiles = [load(iy, ix) for iy, ix in batch_jobs]
+        # Pad the last batch to a constant size: no retracing/recompiling.
+        tiles += [tiles[-1]] * (batch_size - len(tiles))
+        batch = {k: np.stack([t[k] for t in tiles]) for k in tiles[0]}
+        pred = keras.ops.convert_to_numpy(model.predict_on_batch(batch))
+        for (iy, ix), p in zip(batch_jobs, pred):
+            y0, x0 = ys[iy], xs[ix]
+            weight = (wys[iy][:, None] * wxs[ix][None, :]).astype(np.float32)
+            contrib = p * weight[..., None]
+            if max_value is not None:
+                contrib = contrib * np.float32(max_value)
+            region = (slice(y0, y0 + th), slice(x0, x0 + tw))
+            out[region] = out[region] + contrib
+        done += len(batch_jobs)
+        if bar is not None:
+            bar.update(done)
+    return out
