@@ -27,5 +27,8 @@ from keras_pansharp import metrics
 from keras_pansharp.metrics import evaluate_fr, evaluate_rr
 # --- callbacks (keras_pansharp.callbacks) ---
 # --- data (keras_pansharp.data) ---
+# isort: split
+from keras_pansharp import data
+from keras_pansharp.data import MultiSensorDataset
 # --- losses / recipes ---
 # --- export and inference (keras_pansharp.export) ---

@@ -1,1 +1,45 @@
-"""keras_pansharp.data."""
+"""keras_pansharp.data: readers, `MultiSensorDataset`, patch maker, synthetic data.
+
+- `PanCollectionReader`, `FolderReader`, `ArrayReader`, `read_scene`,
+  `read_image`: validated readers of the formats users have.
+- `MultiSensorDataset`: balanced multi-sensor batches for `model.fit`.
+- `make_training_set`: Wald's-protocol patch maker (CLI:
+  `python -m keras_pansharp.data.prepare`).
+- `synthetic`: built-in WV2/WV3/GF2-like data (`synthetic.ensure_datasets()`).
+"""
+
+from keras_pansharp.data import synthetic
+from keras_pansharp.data.multi_sensor import MultiSensorDataset
+from keras_pansharp.data.patches import (
+    make_training_set,
+    wald_scene,
+    write_pancollection,
+)
+from keras_pansharp.data.readers import (
+    ArrayReader,
+    DataFormatError,
+    FolderReader,
+    PairReader,
+    PanCollectionReader,
+    Scene,
+    open_source,
+    read_image,
+    read_scene,
+)
+
+__all__ = [
+    "ArrayReader",
+    "DataFormatError",
+    "FolderReader",
+    "MultiSensorDataset",
+    "PairReader",
+    "PanCollectionReader",
+    "Scene",
+    "make_training_set",
+    "open_source",
+    "read_image",
+    "read_scene",
+    "synthetic",
+    "wald_scene",
+    "write_pancollection",
+]
