@@ -8,6 +8,7 @@ from scipy import ndimage
 
 from keras_pansharp import signal
 from keras_pansharp.signal import (
+    correlate_nearest,
     imresize_bicubic,
     imresize_nearest,
     interp23tap,
@@ -206,6 +207,20 @@ def test_mtf_filter_replicate_border_and_asymmetric_kernel(rng):
         np.broadcast_to(
             3.0 * mtf_kernels("none", num_bands=2).sum((0, 1)), const.shape
         ),
+    )
+
+
+def test_correlate_nearest_many_kernels_one_fft(rng):
+    pan = rng.uniform(0, 2047, (72, 72))
+    k = np.concatenate([mtf_kernels("WV3"), rng.uniform(0, 1, (41, 41, 1))], axis=2)
+    out = correlate_nearest(pan, k)  # FFT path (above the direct threshold)
+    assert out.shape == (72, 72, 9)
+    for i in range(9):
+        ref = ndimage.correlate(pan, k[:, :, i], mode="nearest")
+        np.testing.assert_allclose(out[:, :, i], ref, rtol=1e-12, atol=1e-9)
+    small = correlate_nearest(pan[:16, :16, None], k)  # direct path
+    np.testing.assert_allclose(
+        small[:, :, 8], ndimage.correlate(pan[:16, :16], k[:, :, 8], mode="nearest")
     )
 
 

@@ -13,7 +13,7 @@ from keras_pansharp.signal.classical import (
     exp_method,
     mtf_glp_hpm_r,
 )
-from keras_pansharp.signal.filters import interp23tap, mtf_filter
+from keras_pansharp.signal.filters import correlate_nearest, interp23tap, mtf_filter
 from keras_pansharp.signal.kernels import (
     fwind1,
     interp23tap_kernel,
@@ -26,6 +26,7 @@ from keras_pansharp.signal.wald import wald_degrade
 __all__ = [
     "CLASSICAL_METHODS",
     "bt_h",
+    "correlate_nearest",
     "exp_method",
     "mtf_glp_hpm_r",
     "fwind1",

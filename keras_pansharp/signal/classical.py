@@ -23,7 +23,7 @@ from keras_pansharp.signal._checks import (
     check_pair,
     check_ratio,
 )
-from keras_pansharp.signal.filters import interp23tap, mtf_filter
+from keras_pansharp.signal.filters import correlate_nearest, interp23tap
 from keras_pansharp.signal.kernels import mtf_kernel, mtf_kernels
 from keras_pansharp.signal.resize import imresize_nearest
 
@@ -102,7 +102,7 @@ def bt_h(ms, pan, ratio: int = 4, *, lms=None) -> np.ndarray:
     else:
         haze = lms.reshape(-1, c).min(axis=0)
     # LPfilterGauss: GNyq 0.3, N = 41 in the sigma formula (not N - 1).
-    pan_lp = mtf_filter(pan, mtf_kernel(0.3, ratio, 41, sigma_n=41))
+    pan_lp = correlate_nearest(pan, mtf_kernel(0.3, ratio, 41, sigma_n=41))
     # estimation_alpha(imageLR, imageHR_LR, 'global'): MATLAB backslash.
     alpha, *_ = np.linalg.lstsq(lms.reshape(-1, c), pan_lp.ravel(), rcond=None)
     intensity = (lms - haze) @ alpha
@@ -135,11 +135,15 @@ def mtf_glp_hpm_r(ms, pan, sensor, ratio: int = 4, *, lms=None) -> np.ndarray:
     ms, pan, ratio, lms = _inputs(ms, pan, ratio, lms)
     c = lms.shape[2]
     kernels = mtf_kernels(sensor, ratio, num_bands=c)
+    # PAN low-passed with each band's MTF, decimated (MATLAB 'nearest'),
+    # re-interpolated: all bands at once (one PAN FFT).
+    pan_lps = interp23tap(
+        imresize_nearest(correlate_nearest(pan, kernels), 1.0 / ratio), ratio
+    )
     out = np.empty_like(lms)
     pan_mean = pan.mean()
     for b in range(c):
-        pan_lp = mtf_filter(pan, kernels[:, :, b])
-        pan_lp = interp23tap(imresize_nearest(pan_lp, 1.0 / ratio), ratio)
+        pan_lp = pan_lps[:, :, b]
         msb = lms[:, :, b]
         cov = np.cov(msb.ravel(), pan_lp.ravel(), ddof=1)
         g = cov[0, 1] / cov[1, 1]

@@ -12,7 +12,7 @@ from scipy import ndimage
 from keras_pansharp.signal._checks import as_float_image, check_ratio
 from keras_pansharp.signal.kernels import interp23tap_kernel, mtf_kernels
 
-__all__ = ["interp23tap", "mtf_filter"]
+__all__ = ["correlate_nearest", "interp23tap", "mtf_filter"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -101,9 +101,30 @@ def _symmetric_spectrum(kernel: np.ndarray, n0: int, n1: int) -> np.ndarray:
     return cos0 @ quarter @ cos1.T
 
 
-def _fft_correlate_nearest(band: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """`imfilter(band, kernel, 'replicate')` (correlation, same size) via FFT."""
-    kh, kw = kernel.shape
+def _is_flip_symmetric(kernel: np.ndarray) -> bool:
+    return (
+        kernel.shape[0] % 2 == 1
+        and kernel.shape[1] % 2 == 1
+        and np.array_equal(kernel, kernel[::-1, :])
+        and np.array_equal(kernel, kernel[:, ::-1])
+    )
+
+
+def _fft_correlate_nearest(band: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    """`imfilter(band, k, 'replicate')` for each k in `kernels`, via FFT.
+
+    Args:
+        band: (H, W).
+        kernels: (kh, kw) or (kh, kw, K); the padded band's spectrum is
+            computed once and reused for every kernel.
+
+    Returns:
+        (H, W) for a 2-D kernel, else (H, W, K).
+    """
+    single = kernels.ndim == 2
+    if single:
+        kernels = kernels[:, :, None]
+    kh, kw, nk = kernels.shape
     ph, pw = kh // 2, kw // 2
     padded = np.pad(band, ((ph, kh - 1 - ph), (pw, kw - 1 - pw)), mode="edge")
     # Circular correlation of size >= padded is linear on the part we keep.
@@ -111,20 +132,52 @@ def _fft_correlate_nearest(band: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     n1 = scipy.fft.next_fast_len(padded.shape[1], real=True)
     fx = scipy.fft.rfft2(padded, s=(n0, n1), workers=-1)
     h, w = band.shape
-    symmetric = (
-        kh % 2 == 1
-        and kw % 2 == 1
-        and np.array_equal(kernel, kernel[::-1, :])
-        and np.array_equal(kernel, kernel[:, ::-1])
-    )
-    if symmetric:
-        # Centred symmetric kernel: real spectrum, output shifted by (ph, pw).
-        fx *= _symmetric_spectrum(kernel, n0, n1)
-        out = scipy.fft.irfft2(fx, s=(n0, n1), workers=-1)
-        return out[ph : ph + h, pw : pw + w]
-    fx *= np.conj(scipy.fft.rfft2(kernel, s=(n0, n1), workers=-1))
-    out = scipy.fft.irfft2(fx, s=(n0, n1), workers=-1)
-    return out[:h, :w]
+    out = np.empty((h, w, nk))
+    for i in range(nk):
+        kernel = kernels[:, :, i]
+        if _is_flip_symmetric(kernel):
+            # Centred symmetric kernel: real spectrum, output offset (ph, pw).
+            prod = fx * _symmetric_spectrum(kernel, n0, n1)
+            full = scipy.fft.irfft2(prod, s=(n0, n1), workers=-1)
+            out[:, :, i] = full[ph : ph + h, pw : pw + w]
+        else:
+            prod = fx * np.conj(scipy.fft.rfft2(kernel, s=(n0, n1), workers=-1))
+            out[:, :, i] = scipy.fft.irfft2(prod, s=(n0, n1), workers=-1)[:h, :w]
+    return out[:, :, 0] if single else out
+
+
+def correlate_nearest(band, kernels: np.ndarray) -> np.ndarray:
+    """Filter one band with several kernels (replicate borders, correlation).
+
+    Used e.g. to low-pass the PAN with each MS band's MTF kernel; the band's
+    FFT is computed once.
+
+    Args:
+        band: (H, W) (or (H, W, 1)) array.
+        kernels: (k, k, K) kernels (or (k, k)).
+
+    Returns:
+        (H, W, K) float64 ((H, W) for a 2-D kernel).
+    """
+    from keras_pansharp.signal._checks import as_pan
+
+    x = as_pan(band, "band")
+    k = np.asarray(kernels, dtype=np.float64)
+    if k.ndim not in (2, 3) or not np.isfinite(k).all():
+        raise ValueError(
+            f"kernels must be finite (k, k) or (k, k, K) arrays, got {k.shape}."
+        )
+    if x.size * k.shape[0] * k.shape[1] <= 2_000_000:
+        if k.ndim == 2:
+            return ndimage.correlate(x, k, mode="nearest")
+        return np.stack(
+            [
+                ndimage.correlate(x, k[:, :, i], mode="nearest")
+                for i in range(k.shape[2])
+            ],
+            axis=-1,
+        )
+    return _fft_correlate_nearest(x, k)
 
 
 def mtf_filter(image, sensor_or_kernels, ratio: int = 4) -> np.ndarray:
@@ -165,9 +218,5 @@ def mtf_filter(image, sensor_or_kernels, ratio: int = 4) -> np.ndarray:
         k = mtf_kernels(sensor_or_kernels, ratio, num_bands=c)
     out = np.empty_like(x)
     for b in range(c):
-        kb = k[:, :, b]
-        if x.shape[0] * x.shape[1] * kb.size <= 2_000_000:
-            out[:, :, b] = ndimage.correlate(x[:, :, b], kb, mode="nearest")
-        else:
-            out[:, :, b] = _fft_correlate_nearest(x[:, :, b], kb)
+        out[:, :, b] = correlate_nearest(x[:, :, b], k[:, :, b])
     return out[:, :, 0] if squeeze else out
