@@ -105,12 +105,16 @@ def bt_h(ms, pan, ratio: int = 4, *, lms=None) -> np.ndarray:
     pan_lp = correlate_nearest(pan, mtf_kernel(0.3, ratio, 41, sigma_n=41))
     # estimation_alpha(imageLR, imageHR_LR, 'global'): MATLAB backslash.
     alpha, *_ = np.linalg.lstsq(lms.reshape(-1, c), pan_lp.ravel(), rcond=None)
-    intensity = (lms - haze) @ alpha
+    ms_l = lms - haze
+    intensity = (ms_l.reshape(-1, c) @ alpha).reshape(pan.shape)
     pan_m = (pan - pan_lp.mean()) * (
         intensity.std(ddof=1) / pan_lp.std(ddof=1)
     ) + intensity.mean()
-    ms_l = np.maximum(lms - haze, 0.0)
-    return ms_l * (pan_m / (intensity + _EPS))[:, :, None] + haze
+    # fused = max(lms - haze, 0) * pan_m / (I + eps) + haze, in place.
+    np.maximum(ms_l, 0.0, out=ms_l)
+    ms_l *= (pan_m / (intensity + _EPS))[:, :, None]
+    ms_l += haze
+    return ms_l
 
 
 def mtf_glp_hpm_r(ms, pan, sensor, ratio: int = 4, *, lms=None) -> np.ndarray:
