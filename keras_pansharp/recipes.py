@@ -17,10 +17,11 @@ paper's training code trains it (REFERENCE section 7):
 - the paper's batch size (16) and patch size (128 x 128 at PAN scale) are
   exported as `PAPER_BATCH_SIZE` / `PAPER_PATCH_SIZE` for the data side.
 
-`default_jit_compile()` picks XLA per backend from measurements on a 2-core
-CPU: under TensorFlow, XLA-compiled PanTiny trained several times slower than
-TF's plain graph mode, so the TF default is `False`; JAX always compiles with
-XLA (`True`); PyTorch eager (`False`).
+`jit_compile="auto"` uses `keras_pansharp.utils.perf.default_jit_compile()`
+(re-exported here), set from measurements on a 2-core CPU: under TensorFlow,
+XLA-compiled PanTiny trained several times slower than TF's plain graph mode,
+so the TF default on CPU is `False` (`True` with a GPU); JAX always compiles
+with XLA (`True`); PyTorch runs eagerly (`False`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import keras
 from keras import ops
 
 from keras_pansharp.losses import PanSharpLoss
+from keras_pansharp.utils.perf import default_jit_compile
 
 __all__ = [
     "AdamL2",
@@ -86,21 +88,6 @@ class AdamL2(keras.optimizers.Adam):
         config = super().get_config()
         config["l2_decay"] = self.l2_decay
         return config
-
-
-def default_jit_compile(backend: str | None = None) -> bool:
-    """Backend-dependent XLA default for training pan-sharpening models.
-
-    Args:
-        backend: `"tensorflow"`, `"jax"`, `"torch"` or `"numpy"`; defaults to
-            `keras.backend.backend()`.
-
-    Returns:
-        `True` for JAX (always XLA), `False` otherwise (on CPU, XLA made
-        PanTiny training several times slower under TensorFlow).
-    """
-    backend = backend or keras.backend.backend()
-    return backend == "jax"
 
 
 def paper_optimizer(
