@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from keras_pansharp.export import METADATA_FILE, export_saved_model
+from keras_pansharp.models.pantiny import PanTiny
 
 # Runs in a fresh interpreter that imports TensorFlow only (never
 # keras_pansharp): the served model must be self-contained.
@@ -26,6 +27,11 @@ for name in ("a", "b"):
     res[name] = sig["serving_default"](
         ms=tf.constant(data[name + "_ms"]), pan=tf.constant(data[name + "_pan"])
     )["fused"].numpy()
+if "serving_with_lms" in sig:
+    res["lms"] = sig["serving_with_lms"](
+        ms=tf.constant(data["a_ms"]), pan=tf.constant(data["a_pan"]),
+        lms=tf.constant(data["a_lms"]),
+    )["fused"].numpy()
 if "serving_normalized" in sig:
     res["norm"] = sig["serving_normalized"](
         ms=tf.constant(data["n_ms"]), pan=tf.constant(data["n_pan"])
@@ -36,19 +42,8 @@ np.savez(out, **res)
 
 
 def _model(bands=4):
-    """Small pan-sharpening network (upsample, fuse with PAN, residual)."""
-    try:
-        from keras_pansharp import PanTiny
-
-        return PanTiny(bands=bands, dim=8, heads=2, encoder_depth=1, body_depth=1)
-    except Exception:  # PanTiny not available: functional stand-in
-        ms = keras.Input((None, None, bands), name="ms")
-        pan = keras.Input((None, None, 1), name="pan")
-        up = keras.layers.Conv2DTranspose(bands, 4, strides=4)(ms)
-        x = keras.layers.Concatenate()([up, pan])
-        x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
-        x = keras.layers.Conv2D(bands, 3, padding="same")(x)
-        return keras.Model({"ms": ms, "pan": pan}, keras.layers.Add()([x, up]))
+    """A small PanTiny (global channel attention, interp23tap, optional lms)."""
+    return PanTiny(bands=bands, dim=8, num_heads=2, encoder_depth=1, body_depth=1)
 
 
 def _serve_in_tf_only_process(path, inputs, tmp_path):
@@ -81,6 +76,9 @@ def test_saved_model_round_trip_raw_dn(tmp_path, rng):
         expected[name] = model.predict({"ms": ms, "pan": pan}, verbose=0)
         if name == "a":
             inputs["n_ms"], inputs["n_pan"] = ms, pan
+            lms = rng.random((b, 4 * h, 4 * w, bands)).astype("float32")
+            inputs["a_lms"] = lms * max_value
+            with_lms = model.predict({"ms": ms, "pan": pan, "lms": lms}, verbose=0)
     path = tmp_path / "served"
     export_saved_model(model, path, raw_dn=True, max_value=max_value)
     meta = json.loads((path / METADATA_FILE).read_text())
@@ -91,6 +89,7 @@ def test_saved_model_round_trip_raw_dn(tmp_path, rng):
         assert got[name].shape == expected[name].shape
         np.testing.assert_allclose(got[name] / max_value, expected[name], atol=1e-5)
     np.testing.assert_allclose(got["norm"], expected["a"], atol=1e-5)
+    np.testing.assert_allclose(got["lms"] / max_value, with_lms, atol=1e-5)
 
     # Existing path: refused unless overwrite=True (then replaced atomically).
     with pytest.raises(FileExistsError):

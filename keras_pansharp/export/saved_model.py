@@ -10,7 +10,10 @@ of any spatial size (multiples of 4 at PAN scale) and returns
 `[0, 1]` by the sensor's max DN, like the model's own inputs. With
 `raw_dn=True` the signature takes and returns digital numbers and divides /
 multiplies by `max_value` inside the graph (a second signature,
-`serving_normalized`, then keeps the normalised interface).
+`serving_normalized`, then keeps the normalised interface). Models with the
+optional `lms` input also get `serving_with_lms(ms, pan, lms)` (same units as
+`serving_default`), which tiled inference uses to feed an exactly upsampled MS
+(see `keras_pansharp.predict_scene`).
 
 Loading needs TensorFlow only:
 
@@ -55,6 +58,10 @@ def _model_bands(model: keras.Model) -> int:
     return int(bands)
 
 
+def _accepts_lms(model: keras.Model) -> bool:
+    return isinstance(model.input, dict) and "lms" in model.input
+
+
 def _resolve_max_value(raw_dn: bool, max_value, sensor) -> float | None:
     if sensor is not None and max_value is None:
         from keras_pansharp.sensors import get_sensor
@@ -90,25 +97,35 @@ def _replace_dir(tmp: Path, path: Path, overwrite: bool) -> None:
 def _export_tf(model, path: Path, bands: int, raw_dn: bool, max_value, overwrite):
     import tensorflow as tf
 
-    def fuse(ms, pan):
+    def fuse(ms, pan, lms=None):
         tf.debugging.assert_equal(
             tf.shape(pan)[1:3],
             4 * tf.shape(ms)[1:3],
             message="pan must be (batch, 4h, 4w, 1) for ms (batch, h, w, C)",
         )
-        return model({"ms": ms, "pan": pan}, training=False)
+        inputs = {"ms": ms, "pan": pan}
+        if lms is not None:
+            inputs["lms"] = lms
+        return model(inputs, training=False)
 
-    signature = [
-        tf.TensorSpec((None, None, None, bands), tf.float32, name="ms"),
-        tf.TensorSpec((None, None, None, 1), tf.float32, name="pan"),
-    ]
+    ms_spec = tf.TensorSpec((None, None, None, bands), tf.float32, name="ms")
+    pan_spec = tf.TensorSpec((None, None, None, 1), tf.float32, name="pan")
+    lms_spec = tf.TensorSpec((None, None, None, bands), tf.float32, name="lms")
+    signature = [ms_spec, pan_spec]
+    scale = 1.0 if max_value is None else max_value
 
     def serve_normalized(ms, pan):
         return {"fused": fuse(ms, pan)}
 
     def serve_dn(ms, pan):
-        scale = tf.constant(max_value, tf.float32)
-        return {"fused": fuse(ms / scale, pan / scale) * scale}
+        s = tf.constant(scale, tf.float32)
+        return {"fused": fuse(ms / s, pan / s) * s}
+
+    def serve_with_lms(ms, pan, lms):
+        if not raw_dn:
+            return {"fused": fuse(ms, pan, lms)}
+        s = tf.constant(scale, tf.float32)
+        return {"fused": fuse(ms / s, pan / s, lms / s) * s}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -120,6 +137,12 @@ def _export_tf(model, path: Path, bands: int, raw_dn: bool, max_value, overwrite
     else:
         archive.add_endpoint(
             "serving_default", serve_normalized, input_signature=signature
+        )
+    if _accepts_lms(model):
+        archive.add_endpoint(
+            "serving_with_lms",
+            serve_with_lms,
+            input_signature=[ms_spec, pan_spec, lms_spec],
         )
 
     work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
@@ -152,11 +175,13 @@ def _export_tf(model, path: Path, bands: int, raw_dn: bool, max_value, overwrite
 
 
 _CHILD = r"""
-import json, sys
+import importlib, json, sys
 import keras
 import keras_pansharp  # registers the library's serializable classes
 from keras_pansharp.export.saved_model import export_saved_model
 args = json.loads(sys.argv[1])
+for module in args.pop("modules"):
+    importlib.import_module(module)  # registers the model's own classes
 model = keras.saving.load_model(args.pop("model_file"), compile=False)
 export_saved_model(model, **args)
 """
@@ -181,7 +206,16 @@ def _export_via_tf_subprocess(model, path, raw_dn, max_value, overwrite):
                 "model must be serializable to .keras so it can be rebuilt under "
                 f"the TensorFlow backend ({type(e).__name__}: {e})"
             ) from e
+        modules = sorted(
+            {
+                type(obj).__module__
+                for obj in [model, *model._flatten_layers(include_self=False)]
+                if type(obj).__module__ not in ("__main__",)
+                and not type(obj).__module__.startswith("keras.")
+            }
+        )
         args = {
+            "modules": modules,
             "model_file": model_file,
             "path": str(path),
             "raw_dn": raw_dn,
