@@ -22,10 +22,17 @@ from keras_pansharp.signal import (
     mtf_kernels,
     wald_degrade,
 )
+
 # --- metrics (keras_pansharp.metrics) ---
+# isort: split
 from keras_pansharp import metrics
 from keras_pansharp.metrics import evaluate_fr, evaluate_rr
+
 # --- callbacks (keras_pansharp.callbacks) ---
+# isort: split
+from keras_pansharp import callbacks
+from keras_pansharp.callbacks import FREvaluation, RREvaluation
+
 # --- data (keras_pansharp.data) ---
 # isort: split
 from keras_pansharp import data
