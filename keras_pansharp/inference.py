@@ -114,6 +114,8 @@ def _wrapped_slice(arr, start: int, stop: int, axis: int) -> np.ndarray:
 
 
 def _uses_interp23tap_lms(model) -> bool:
+    if hasattr(model, "accepts_interp23tap_lms"):
+        return bool(model.accepts_interp23tap_lms)
     names = set()
     try:
         inp = model.input
@@ -195,7 +197,10 @@ def predict_scene(
     """Pan-sharpen a whole scene tile by tile with overlap blending.
 
     Args:
-        model: pan-sharpening model (dict inputs `ms`, `pan`, optional `lms`).
+        model: pan-sharpening model (dict inputs `ms`, `pan`, optional `lms`),
+            or any object with `predict_on_batch(dict) -> (B, H, W, C)` (e.g.
+            a wrapper of a served SavedModel; give it an attribute
+            `accepts_interp23tap_lms = True` to receive the exact `lms`).
         ms: `(h, w, C)` MS scene; any array-like read by slices (NumPy array,
             `np.memmap`, h5py dataset). Normalised floats, or DN with
             `max_value`.

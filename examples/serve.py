@@ -1,0 +1,208 @@
+"""Pan-sharpen a scene with an exported SavedModel; write GeoTIFF + PNG.
+
+Needs only the SavedModel written by `examples/train_multi.py` (or
+`keras_pansharp.export_saved_model`), TensorFlow and this package's readers:
+
+    python examples/serve.py --saved_model runs/train_multi/saved_model \
+        --ms ms.tif --pan pan.tif --sensor wv3 --output fused.tif
+
+    python examples/serve.py --saved_model runs/train_multi/saved_model \
+        --scene scene.mat --sensor wv3 --output fused.tif
+
+The scene (GeoTIFF pair or one `.mat` file, DN) is normalised by the sensor's
+max DN, fused tile by tile (`keras_pansharp.predict_scene`, overlap blending,
+bounded memory) and written as a GeoTIFF at PAN resolution in DN (uint16,
+clipped to [0, max DN]) carrying the PAN file's georeferencing tags
+(ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory,
+GeoDoubleParams, GeoAsciiParams, GDAL metadata / nodata), plus an RGB PNG
+quicklook (2-98 % stretch, at most `--quicklook_size` pixels a side).
+
+If the model has 4 bands and the scene 8 (WV2/WV3 trained with
+`--bands=rgbn`), the scene's blue/green/red/NIR bands are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("saved_model", None, "SavedModel directory.", required=True)
+flags.DEFINE_string("ms", None, "MS image file (GeoTIFF, .mat) or .mat scene.")
+flags.DEFINE_string("pan", None, "PAN image file (GeoTIFF, .mat).")
+flags.DEFINE_string("scene", None, "One .mat file holding both MS and PAN.")
+flags.DEFINE_string(
+    "sensor", None, "Sensor name (wv3, wv2, gf2, qb, ...).", required=True
+)
+flags.DEFINE_string("output", "fused.tif", "Output GeoTIFF path.")
+flags.DEFINE_string("quicklook", None, "PNG quicklook path (default: output.png).")
+flags.DEFINE_integer("quicklook_size", 1024, "Max side of the quicklook in pixels.")
+flags.DEFINE_integer("tile", 512, "Tile side (PAN pixels).")
+flags.DEFINE_integer("overlap", 64, "Tile overlap (PAN pixels).")
+flags.DEFINE_integer("batch_size", 2, "Tiles per call.")
+flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+
+GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113)
+
+
+class ServedModel:
+    """Adapter: a loaded SavedModel as a `predict_on_batch(dict)` model."""
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+
+        self._tf = tf
+        meta_file = Path(path) / "keras_pansharp.json"
+        self.meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        self.loaded = tf.saved_model.load(path)
+        sigs = self.loaded.signatures
+        self.default = sigs["serving_default"]
+        self.with_lms = sigs.get("serving_with_lms")
+        self.accepts_interp23tap_lms = self.with_lms is not None
+        spec = self.default.structured_input_signature[1]["ms"]
+        self.bands = int(spec.shape[-1])
+        # Batches arrive normalised; a raw-DN export expects DN.
+        self.scale = 1.0
+        if self.meta.get("raw_dn", False):
+            self.scale = float(self.meta["max_value"])
+
+    def predict_on_batch(self, batch):
+        tf = self._tf
+        args = {k: tf.constant(v * self.scale, tf.float32) for k, v in batch.items()}
+        fn = self.default
+        if "lms" in args:
+            if self.with_lms is None:
+                args.pop("lms")
+            else:
+                fn = self.with_lms
+        return fn(**args)["fused"].numpy() / self.scale
+
+
+def _geo_tags(path: str | None) -> list:
+    """GeoTIFF georeferencing tags of `path` as tifffile `extratags`."""
+    if not path or Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return []
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        return [
+            (t.code, int(t.dtype), t.count, t.value, True)
+            for code in GEO_TAGS
+            if (t := tags.get(code)) is not None
+        ]
+
+
+def _atomic_target(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.tmp-", suffix=path.suffix
+    )
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
+    return Path(tmp)
+
+
+def _quicklook(fused: np.ndarray, rgb: tuple[int, int, int], size: int) -> np.ndarray:
+    step = max(1, int(np.ceil(max(fused.shape[:2]) / size)))
+    img = np.asarray(fused[::step, ::step][..., list(rgb)], np.float64)
+    out = np.empty(img.shape, np.uint8)
+    for b in range(3):
+        lo, hi = np.percentile(img[..., b], (2, 98))
+        out[..., b] = np.clip((img[..., b] - lo) / max(hi - lo, 1e-12) * 255, 0, 255)
+    return out
+
+
+def main(argv):
+    del argv
+    import imageio.v3 as iio
+    import tifffile
+
+    from keras_pansharp.data import read_scene
+    from keras_pansharp.inference import predict_scene
+    from keras_pansharp.sensors import get_sensor
+
+    t0 = time.time()
+    out_path = Path(FLAGS.output)
+    ql_path = Path(FLAGS.quicklook or out_path.with_suffix(".png"))
+    for p in (out_path, ql_path):
+        if p.exists() and not FLAGS.overwrite:
+            raise app.UsageError(f"{p} exists; pass --overwrite to replace it")
+    if FLAGS.scene:
+        scene = read_scene(FLAGS.scene, sensor=FLAGS.sensor)
+        geo_source = None
+    elif FLAGS.ms and FLAGS.pan:
+        scene = read_scene(FLAGS.ms, FLAGS.pan, sensor=FLAGS.sensor)
+        geo_source = FLAGS.pan
+    else:
+        raise app.UsageError("give --scene FILE.mat, or --ms and --pan")
+    sensor = get_sensor(FLAGS.sensor)
+    model = ServedModel(FLAGS.saved_model)
+    ms = scene.ms
+    if model.bands != ms.shape[-1]:
+        if model.bands == 4 and ms.shape[-1] > 4:
+            print(f"Model has 4 bands: using {sensor.name} bands {sensor.rgbn_indices}")
+            ms = ms[..., list(sensor.rgbn_indices)]
+            sensor = sensor.rgbn()
+        else:
+            raise ValueError(
+                f"{FLAGS.saved_model} expects {model.bands} bands, the scene has "
+                f"{ms.shape[-1]}"
+            )
+    max_value = float(sensor.max_value)
+    print(
+        f"Scene {scene.source}: ms {ms.shape}, pan {scene.pan.shape}, "
+        f"{sensor.name} (max DN {max_value:g})"
+    )
+    fused = predict_scene(
+        model,
+        ms,
+        scene.pan,
+        tile=FLAGS.tile,
+        overlap=FLAGS.overlap,
+        batch_size=FLAGS.batch_size,
+        max_value=max_value,  # DN in, DN out; tiles normalised on the fly
+        verbose=1,
+    )
+    dn = np.clip(np.rint(fused), 0, max_value).astype(np.uint16)
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _atomic_target(out_path)
+    try:
+        tifffile.imwrite(
+            tmp,
+            dn,
+            photometric="minisblack",
+            planarconfig="contig",
+            extratags=_geo_tags(geo_source),
+            metadata=None,
+        )
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    rgb = tuple(sensor.rgbn_indices[i] for i in (2, 1, 0))
+    tmp = _atomic_target(ql_path)
+    try:
+        iio.imwrite(tmp, _quicklook(dn, rgb, FLAGS.quicklook_size), extension=".png")
+        os.replace(tmp, ql_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    print(
+        f"Wrote {out_path} {dn.shape} uint16 DN"
+        + (" with georeferencing" if geo_source else "")
+        + f" and {ql_path} in {time.time() - t0:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
