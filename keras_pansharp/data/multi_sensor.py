@@ -416,7 +416,8 @@ class MultiSensorDataset(keras.utils.PyDataset):
 
     def _read_sample(
         self, s: int, index: int, rng, training: bool
-    ) -> dict[str, np.ndarray]:
+    ) -> tuple[dict[str, np.ndarray], np.float32]:
+        """One sample (DN, possibly non-contiguous views) and its 1/max_value."""
         src = self._sources[s]
         reader, local = src.locate(index)
         crop = None
@@ -432,7 +433,6 @@ class MultiSensorDataset(keras.utils.PyDataset):
             if not ps == hp == wp:
                 crop = (top, left, ps)
         sample = reader.read(local, crop=crop)
-        scale = np.float32(1.0 / reader.max_value)
         op = int(rng.integers(0, 8)) if (training and self.augment) else 0
         out = {}
         for key, arr in sample.items():
@@ -440,7 +440,21 @@ class MultiSensorDataset(keras.utils.PyDataset):
                 arr = arr[..., src.band_index]
             if op:
                 arr = _dihedral(arr, op)
-            out[key] = np.ascontiguousarray(arr, dtype=np.float32) * scale
+            out[key] = arr
+        return out, np.float32(1.0 / reader.max_value)
+
+    def _stack(self, items, rng, training, keys):
+        """Read `items` [(source, index)] into normalised float32 batches."""
+        out = None
+        for k, (s, i) in enumerate(items):
+            sample, scale = self._read_sample(s, i, rng, training)
+            if out is None:
+                out = {
+                    key: np.empty((len(items), *sample[key].shape), np.float32)
+                    for key in keys
+                }
+            for key in keys:
+                np.multiply(sample[key], scale, out=out[key][k])
         return out
 
     def get_batch(self, index: int, epoch: int = 0):
@@ -454,11 +468,12 @@ class MultiSensorDataset(keras.utils.PyDataset):
         if not 0 <= index < len(plan):
             raise IndexError(f"batch index {index} out of range [0, {len(plan)}).")
         rng = np.random.default_rng([self.seed, 13, epoch, index])
-        samples = [self._read_sample(s, i, rng, self.training) for s, i in plan[index]]
-        inputs = {k: np.stack([x[k] for x in samples]) for k in _INPUT_KEYS}
+        keys = _INPUT_KEYS + (("gt",) if self.has_gt else ())
+        out = self._stack(plan[index], rng, self.training, keys)
+        inputs = {k: out[k] for k in _INPUT_KEYS}
         if not self.has_gt:
             return inputs
-        return inputs, np.stack([x["gt"] for x in samples])
+        return inputs, out["gt"]
 
     def batch_sources(self, index: int, epoch: int | None = None) -> list[str]:
         """Source name of every sample of batch `index`."""
@@ -517,12 +532,10 @@ class MultiSensorDataset(keras.utils.PyDataset):
                     "one source (a list) to export evaluation data."
                 )
             n = src.size if max_samples is None else min(src.size, int(max_samples))
-            samples = [self._read_sample(s, i, None, False) for i in range(n)]
-            inputs = {k: np.stack([x[k] for x in samples]) for k in _INPUT_KEYS}
-            if src.has_gt:
-                out[key] = (inputs, np.stack([x["gt"] for x in samples]))
-            else:
-                out[key] = inputs
+            keys = _INPUT_KEYS + (("gt",) if src.has_gt else ())
+            arrays = self._stack([(s, i) for i in range(n)], None, False, keys)
+            inputs = {k: arrays[k] for k in _INPUT_KEYS}
+            out[key] = (inputs, arrays["gt"]) if src.has_gt else inputs
         return out
 
     def as_tf_dataset(self, prefetch: int | None = None):

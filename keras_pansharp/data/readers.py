@@ -257,6 +257,7 @@ class PanCollectionReader(PairReader):
         self.source = str(self.path)
         self._file = None
         self._pid = None
+        self._dsets = {}
         self._lock = threading.Lock()
         if not self.path.is_file():
             raise DataFormatError(f"{self.source}: file not found.")
@@ -349,13 +350,22 @@ class PanCollectionReader(PairReader):
                     f"truncated?): {e}"
                 ) from e
             self._pid = pid
+            self._dsets = {}
         return self._file
+
+    def _dataset(self, key):
+        f = self._handle()
+        ds = self._dsets.get(key)
+        if ds is None:
+            ds = self._dsets[key] = f[key]
+        return ds
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_file"] = None
         state["_pid"] = None
         state["_lock"] = None
+        state["_dsets"] = {}
         return state
 
     def __setstate__(self, state):
@@ -370,6 +380,7 @@ class PanCollectionReader(PairReader):
             except Exception:
                 pass
         self._file = None
+        self._dsets = {}
 
     def __enter__(self):
         return self
@@ -388,7 +399,7 @@ class PanCollectionReader(PairReader):
 
     def _read_key(self, key, index, sl):
         try:
-            arr = self._handle()[key][(index, slice(None), *sl)]
+            arr = self._dataset(key)[(index, slice(None), *sl)]
         except DataFormatError:
             raise
         except Exception as e:  # h5py raises OSError/KeyError on bad chunks
@@ -398,7 +409,8 @@ class PanCollectionReader(PairReader):
             ) from e
         arr = np.asarray(arr)
         _check_finite(arr, self.source, key, f" sample {index}")
-        return np.ascontiguousarray(np.moveaxis(arr, 0, -1), dtype=np.float32)
+        # channels-last view; no copy for float32 files
+        return np.moveaxis(arr, 0, -1).astype(np.float32, copy=False)
 
     def read(self, index, crop=None):
         index = self._check_index(index)
