@@ -1,0 +1,100 @@
+"""The example scripts run end to end (tiny settings, subprocesses)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, cwd=cwd
+    )
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train_multi")
+    stdout = _run(
+        [
+            str(ROOT / "examples" / "train_multi.py"),
+            "--epochs=1",
+            "--steps_per_epoch=2",
+            "--batch_size=2",
+            "--patch_size=32",
+            "--eval_samples=2",
+            "--test_images=1",
+            "--verbose=0",
+            f"--output_dir={out}",
+        ],
+        cwd=out,
+    )
+    return out, stdout
+
+
+def test_train_multi_outputs(trained):
+    out, stdout = trained
+    assert "Final scores of pantiny" in stdout
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert set(results) == {"wv2", "wv3", "gf2"}
+    for row in results.values():
+        for key in ("rr_q2n", "rr_sam", "rr_ergas", "rr_scc", "rr_psnr"):
+            assert np.isfinite(row[key])
+        for key in ("fr_d_lambda", "fr_d_s", "fr_qnr", "fr_hqnr"):
+            assert 0.0 <= row[key] <= 1.0
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["name", "rr_q2n", "rr_sam"] and "fr_hqnr" in header
+    history = (out / "history.csv").read_text().splitlines()
+    assert "fr_hqnr" in history[0] and len(history) == 2
+    assert (out / "best.keras").is_file() and (out / "last.keras").is_file()
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+    assert not (out / "backup").exists()  # removed after a finished run
+
+
+def test_serve_writes_georeferenced_geotiff(trained, tmp_path):
+    import tifffile
+
+    out, _ = trained
+    rng = np.random.default_rng(0)
+    ms = rng.integers(0, 2047, (24, 20, 8)).astype(np.uint16)
+    pan = rng.integers(0, 2047, (96, 80)).astype(np.uint16)
+    geo = [
+        (33550, 12, 3, (0.5, 0.5, 0.0), True),
+        (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0, 4000000.0, 0.0), True),
+        (34735, 3, 8, (1, 1, 0, 1, 3072, 0, 1, 32633), True),
+    ]
+    tifffile.imwrite(
+        tmp_path / "ms.tif", ms, photometric="minisblack", planarconfig="contig"
+    )
+    tifffile.imwrite(tmp_path / "pan.tif", pan, extratags=geo)
+    _run(
+        [
+            str(ROOT / "examples" / "serve.py"),
+            f"--saved_model={out / 'saved_model'}",
+            f"--ms={tmp_path / 'ms.tif'}",
+            f"--pan={tmp_path / 'pan.tif'}",
+            "--sensor=wv3",
+            "--tile=64",
+            "--overlap=16",
+            f"--output={tmp_path / 'fused.tif'}",
+        ],
+        cwd=tmp_path,
+    )
+    with tifffile.TiffFile(tmp_path / "fused.tif") as tif:
+        page = tif.pages[0]
+        assert page.shape == (96, 80, 4) and page.dtype == np.uint16
+        tags = {t.code: t.value for t in page.tags.values()}
+    assert tags[33550] == (0.5, 0.5, 0.0)
+    assert tags[33922][3:5] == (500000.0, 4000000.0)
+    assert tuple(tags[34735]) == (1, 1, 0, 1, 3072, 0, 1, 32633)
+    assert (tmp_path / "fused.png").is_file()
