@@ -154,6 +154,7 @@ def bench_memory(folder: Path, gb: float, batch: int, max_steps: int):
         {"wv3": path}, batch_size=batch, patch_size=size, seed=0, balance="proportional"
     )
     steps = min(len(ds), max_steps)
+    ds[0]  # open the file
     rss = [_rss_mb()]
     t = time.perf_counter()
     for i in range(steps):
@@ -193,6 +194,22 @@ def main(argv=None):
         f"free={free_gb:.0f} GB"
     )
     try:
+        # memory first: model training below grows the allocator's arenas
+        if args.large_gb > 0:
+            need = args.large_gb * 1.1
+            if free_gb < need + 5:
+                print(
+                    f"skipping memory test: {free_gb:.0f} GB free < {need + 5:.0f} GB"
+                )
+            else:
+                m = bench_memory(folder, args.large_gb, args.batch, args.large_steps)
+                print(
+                    f"large file {m['file_gb']:.2f} GB ({m['samples']} x 128^2 WV3 samples, "
+                    f"written in {m['write_s']:.0f} s): {m['steps']} batches of "
+                    f"{args.batch}x128^2 at {m['batches_per_s']:.1f} batches/s; RSS MB "
+                    f"during the epoch {[round(r) for r in m['rss_mb']]}, peak "
+                    f"{m['peak_rss_mb']:.0f} MB"
+                )
         results = []
         for patch in (64, 128):
             files = {
@@ -216,21 +233,6 @@ def main(argv=None):
                     f"{rate:8.1f} batches/s | PanTiny train steps/s {mr} | "
                     f"pipeline/model {ratio}",
                     flush=True,
-                )
-        if args.large_gb > 0:
-            need = args.large_gb * 1.1
-            if free_gb < need + 5:
-                print(
-                    f"skipping memory test: {free_gb:.0f} GB free < {need + 5:.0f} GB"
-                )
-            else:
-                m = bench_memory(folder, args.large_gb, args.batch, args.large_steps)
-                print(
-                    f"large file {m['file_gb']:.2f} GB ({m['samples']} x 128^2 WV3 samples, "
-                    f"written in {m['write_s']:.0f} s): {m['steps']} batches of "
-                    f"{args.batch}x128^2 at {m['batches_per_s']:.1f} batches/s; RSS MB "
-                    f"during the epoch {[round(r) for r in m['rss_mb']]}, peak "
-                    f"{m['peak_rss_mb']:.0f} MB"
                 )
     finally:
         if args.dir is None:
