@@ -8,7 +8,22 @@ from keras_pansharp.sensors import Sensor, generic_sensor, get_sensor
 from keras_pansharp.version import __version__
 
 # --- layers (keras_pansharp.layers) ---
+# isort: split
+from keras_pansharp import layers
+from keras_pansharp.layers import (
+    BicubicUpsample,
+    ChannelAttention,
+    ChannelLayerNorm,
+    GatedDepthwiseFFN,
+    Interp23Tap,
+    TransformerBlock,
+)
+
 # --- models (keras_pansharp.models) ---
+# isort: split
+from keras_pansharp import models
+from keras_pansharp.models import PansharpModel, PanTiny
+
 # --- signal tools (keras_pansharp.signal) ---
 # isort: split
 from keras_pansharp import signal

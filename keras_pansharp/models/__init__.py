@@ -7,3 +7,4 @@ from keras_pansharp.models.base import (
     pansharp_inputs,
     validate_pansharp_inputs,
 )
+from keras_pansharp.models.pantiny import PANTINY_PRESETS, PanTiny
