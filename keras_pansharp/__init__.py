@@ -22,7 +22,16 @@ from keras_pansharp.layers import (
 # --- models (keras_pansharp.models) ---
 # isort: split
 from keras_pansharp import models
-from keras_pansharp.models import PansharpModel, PanTiny
+from keras_pansharp.models import (
+    MSDCNN,
+    PNN,
+    DiCNN,
+    FusionNet,
+    PanNet,
+    PansharpModel,
+    PanTiny,
+    get_model,
+)
 
 # --- signal tools (keras_pansharp.signal) ---
 # isort: split

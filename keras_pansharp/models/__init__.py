@@ -7,4 +7,15 @@ from keras_pansharp.models.base import (
     pansharp_inputs,
     validate_pansharp_inputs,
 )
+from keras_pansharp.models.dicnn import DiCNN
+from keras_pansharp.models.fusionnet import FusionNet
+from keras_pansharp.models.msdcnn import MSDCNN
+from keras_pansharp.models.pannet import PanNet
 from keras_pansharp.models.pantiny import PANTINY_PRESETS, PanTiny
+from keras_pansharp.models.pnn import PNN
+from keras_pansharp.models.registry import (
+    BASELINES,
+    MODEL_NAMES,
+    get_model,
+    get_model_class,
+)
