@@ -199,9 +199,18 @@ def test_structure_tensor_is_complex_product_for_n2():
 
 
 def test_quantize_rounds_half_away_and_saturates():
-    x = np.array([0.5, 1.5, 2.5, 2.4999999, -0.5, -3.0, 65535.4, 70000.0])
+    below_half = np.nextafter(0.5, 0.0)
+    x = np.array([0.5, 1.5, 2.5, 2.4999999, -0.5, -3.0, 65535.4, 70000.0, below_half])
+    want = [1, 2, 3, 2, 0, 0, 65535, 65535, 0]
+    np.testing.assert_array_equal(R.quantize_uint16(x), want)
+    y = x.copy()
+    R.quantize_uint16(y, out=y)
+    np.testing.assert_array_equal(y, want)
+    # Same as floor + (frac >= 0.5) on many values.
+    v = np.random.default_rng(3).uniform(-10, 3000, 10000) * 0.25
+    fl = np.floor(v)
     np.testing.assert_array_equal(
-        R.quantize_uint16(x), [1, 2, 3, 2, 0, 0, 65535, 65535]
+        R.quantize_uint16(v), np.clip(fl + (v - fl >= 0.5), 0, 65535)
     )
 
 
@@ -228,15 +237,20 @@ def test_flat_blocks_and_zero_pixels_have_no_nan(rng):
     assert all(np.isfinite(v) for k, v in r.items() if k != "psnr"), r
     assert 0.5 < r["q2n"] <= 1.0
     # The flat, identical block scores exactly 1 (toolbox: q = mean bias).
-    flat = R.q2n(gt[:32, :32], gt[:32, :32])
-    assert flat == pytest.approx(1.0, abs=1e-15)
+    q_flat = R.q2n(gt[:32, :32], gt[:32, :32])
+    assert q_flat == pytest.approx(1.0, abs=1e-15)
     assert R.q_avg(gt[:32, :32], gt[:32, :32]) == 1.0
     # Flat blocks against a different constant: defined, below 1.
     q = R.q_avg(gt[:32, :32] * 0.5, gt[:32, :32])
     assert q == pytest.approx(2 * 0.5 / 1.25)
     # Block Q of QNR on flat data: our documented convention, no NaN.
-    mom = R._block_moments(gt[:32, :32], gt[:32, :32] * 0.5, 32, pairwise=False)
-    assert np.allclose(R._mean_block_q(mom), 0.8)
+    flat = gt[:32, :32]
+    q = R._block_q_bands(R._block_groups(flat, 32), R._block_groups(flat * 0.5, 32))
+    assert np.allclose(q, 0.8)
+    # Partial edge blocks (blockproc) including 1-pixel blocks: finite.
+    x = rng.uniform(100, 2000, (65, 33, 3))
+    qp = R._block_q_pairs(R._block_groups(x, 32))
+    assert qp.shape == (3, 3) and np.all(np.isfinite(qp))
     # All-zero spectra in SAM.
     assert R.sam(np.zeros((4, 4, 3)), np.zeros((4, 4, 3))) == 0.0
 
@@ -313,3 +327,27 @@ def test_errors(rng):
         R.d_s(a, ms, a)
     with pytest.raises(ValueError, match="multiples of 32"):
         R.d_lambda_k(a[:, :28], ms[:, :7], sensor="qb")
+
+
+def test_block_q_matches_blockproc_loop(rng):
+    """Distinct blocks incl. partial edge blocks, as MATLAB blockproc."""
+    x = rng.uniform(100, 2000, (70, 45, 3))
+    y = x + rng.normal(0, 90, x.shape)
+    want = np.zeros(3)
+    nblocks = 0
+    for i in range(0, 70, 32):
+        for j in range(0, 45, 32):
+            for b in range(3):
+                u = x[i : i + 32, j : j + 32, b].ravel()
+                v = y[i : i + 32, j : j + 32, b].ravel()
+                c = np.cov(u, v)
+                mu, mv = u.mean(), v.mean()
+                want[b] += (
+                    4 * c[0, 1] * mu * mv / ((c[0, 0] + c[1, 1]) * (mu**2 + mv**2))
+                )
+            nblocks += 1
+    want /= nblocks
+    got = R._block_q_bands(R._block_groups(x, 32), R._block_groups(y, 32))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    pairs = R._block_q_pairs(R._block_groups(np.stack([x[..., 0], y[..., 0]], -1), 32))
+    assert pairs[0, 1] == pytest.approx(want[0], rel=1e-12)

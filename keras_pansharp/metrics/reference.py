@@ -321,21 +321,34 @@ def onion_structure_tensor(n: int) -> np.ndarray:
     return t
 
 
-def quantize_uint16(x: np.ndarray) -> np.ndarray:
+def quantize_uint16(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """MATLAB `uint16(x)`: round half away from zero, saturate to [0, 65535].
 
-    Returns float64 holding the integer values.
+    Args:
+        x: float array.
+        out: optional output array (may be `x` itself: quantise in place).
+
+    Returns:
+        float64 array holding the integer values.
     """
-    fl = np.floor(x)
-    r = fl + (x - fl >= 0.5)
-    return np.clip(r, 0.0, 65535.0)
+    if out is None:
+        out = np.array(x, dtype=np.float64)
+    elif out is not x:
+        np.copyto(out, x)
+    # floor(x + 0.5) rounds half up exactly for every double except the one
+    # just below 0.5 (x + 0.5 rounds to 1.0); negatives saturate to 0 anyway.
+    np.putmask(out, out == np.nextafter(0.5, 0.0), 0.0)
+    out += 0.5
+    np.floor(out, out=out)
+    return np.clip(out, 0.0, 65535.0, out=out)
 
 
 def _blocks(x: np.ndarray, bh: int, bw: int) -> np.ndarray:
     """(H, W, C) with H % bh == W % bw == 0 -> (nblocks, bh*bw, C)."""
     h, w, c = x.shape
     y = x.reshape(h // bh, bh, w // bw, bw, c).transpose(0, 2, 1, 3, 4)
-    return y.reshape(-1, bh * bw, c)
+    y = y.reshape(-1, bh * bw, c)
+    return y.copy() if np.shares_memory(y, x) else y
 
 
 def _pad_symmetric_to(x: np.ndarray, s: int) -> np.ndarray:
@@ -349,43 +362,64 @@ def _pad_symmetric_to(x: np.ndarray, s: int) -> np.ndarray:
     return np.pad(x, ((0, eh), (0, ew), (0, 0)), mode="symmetric")
 
 
-def _q2n_blocks(gt_b: np.ndarray, f_b: np.ndarray) -> np.ndarray:
-    """Hypercomplex quality of each block.
+def _block_centered(x: np.ndarray, bh: int, bw: int, quantize: bool = False):
+    """Blocks of x, their means and the centred blocks.
 
     Args:
-        gt_b, f_b: (nblocks, npix, n) quantised data, n a power of two.
+        x: (H, W, C), H % bh == W % bw == 0.
+        quantize: cast the blocks to uint16 values first (in place).
 
     Returns:
-        (nblocks,) norms ‖q‖.
+        (means (nb, C), centred (nb, bh*bw, C)), a new array. For integer
+        data (uint16 DN) the means (sum / 2^k) and the deviations are exact,
+        so flat blocks have exactly zero variance.
     """
-    nb, npix, n = gt_b.shape
-    a = np.mean(gt_b, axis=1, keepdims=True)  # block/band means
-    # std2 (N-1); uint16 data are integers, so flat blocks give exactly 0.
-    dg = gt_b - a
-    s = np.sqrt(np.sum(dg * dg, axis=1, keepdims=True) / (npix - 1))
-    s = np.where(s == 0, np.finfo(np.float64).eps, s)
-    zg_dev = dg / s  # normalised GT minus its mean (which is 1)
-    # Fused block: (F - a)/s + 1, or F - a + 1 where a == 0 (toolbox).
-    zf = np.where(a == 0, f_b - a + 1.0, (f_b - a) / s + 1.0)
-    # Exact mean for flat blocks: shift by the first sample first.
-    f0 = zf[:, :1, :]
-    mf = f0 + np.mean(zf - f0, axis=1, keepdims=True)
-    zf_dev = zf - mf
+    xb = _blocks(x, bh, bw)
+    if quantize:
+        quantize_uint16(xb, out=xb)
+    m = np.mean(xb, axis=1)
+    xb -= m[:, None, :]
+    return m, xb
+
+
+def _q2n_blocks(a, dg, b, df, n: int) -> np.ndarray:
+    """Hypercomplex quality of each block from block moments.
+
+    The toolbox normalises each block band (z = (g - a)/s + 1 and
+    z' = conj((f - a)/t + 1), t = s, or t = 1 where a = 0) and computes
+    q = n/(n-1)·[mean(z·z') − mean(z)·mean(z')] · mean_bias · 2/(σ²_z + σ²_z').
+    The product is bilinear, so everything follows from the block means and
+    the (cross-)covariances of the raw data; no normalised copy is formed.
+
+    Args:
+        a, b: (nb, C) block means of GT and fused.
+        dg, df: (nb, npix, C) centred blocks of GT and fused.
+        n: number of hypercomplex components (power of two >= C).
+
+    Returns:
+        (nb,) norms ‖q‖.
+    """
+    nb, npix, c = dg.shape
+    vg = np.einsum("bpc,bpc->bc", dg, dg)  # sums of squared deviations
+    vf = np.einsum("bpc,bpc->bc", df, df)
+    x = np.matmul(np.transpose(dg, (0, 2, 1)), df)  # (nb, C, C) cross sums
+    s = np.sqrt(vg / (npix - 1))  # std2 (N - 1)
+    s[s == 0] = np.finfo(np.float64).eps
+    t = np.where(a == 0, 1.0, s)
     sign = np.ones(n)
-    sign[1:] = -1.0  # conjugate of the fused quaternion
-    zf_dev = zf_dev * sign
-    mf = (mf * sign)[:, 0, :]  # (nb, n)
-    mg = np.ones((nb, n))
-    mg_norm = np.sqrt(np.sum(mg * mg, axis=1))
-    mf_norm = np.sqrt(np.sum(mf * mf, axis=1))
-    mean_bias = 2.0 * mg_norm * mf_norm / (mg_norm**2 + mf_norm**2)
+    sign[1:] = -1.0  # conjugate of the fused hypercomplex number
+    # Means of the normalised blocks: GT -> 1 (every component, including
+    # zero-padded bands); fused -> conj((b - a)/t + 1), padded bands conj(1).
+    mf = np.tile(sign, (nb, 1))
+    mf[:, :c] = sign[:c] * ((b - a) / t + 1.0)
+    mg2 = float(n)
+    mf2 = np.sum(mf * mf, axis=1)
+    mean_bias = 2.0 * np.sqrt(mg2) * np.sqrt(mf2) / (mg2 + mf2)
     unb = npix / (npix - 1.0)
-    var_sum = unb * (np.mean(zg_dev**2, axis=(1, 2)) + np.mean(zf_dev**2, axis=(1, 2)))
-    var_sum = var_sum * n  # sum over components of per-component variances
-    # Cross moments C_ij = mean(dz_i dz'_j) per block, then the product.
-    cross = np.matmul(np.transpose(zg_dev, (0, 2, 1)), zf_dev) / npix  # (nb, n, n)
-    t = onion_structure_tensor(n)
-    qv = unb * np.einsum("kij,bij->bk", t, cross)
+    var_sum = unb * (np.sum(vg / (s * s), axis=1) + np.sum(vf / (t * t), axis=1)) / npix
+    cross = x * sign[None, None, :c] / (npix * s[:, :, None] * t[:, None, :])
+    tensor = onion_structure_tensor(n)[:, :c, :c]
+    qv = unb * np.einsum("kij,bij->bk", tensor, cross)
     with np.errstate(divide="ignore", invalid="ignore"):
         q = qv * (mean_bias * 2.0 / var_sum)[:, None]
     flat = var_sum == 0
@@ -433,16 +467,11 @@ def q2n(
 
 
 def _q2n_dn(f: np.ndarray, g: np.ndarray, s: int) -> float:
-    g = quantize_uint16(_pad_symmetric_to(g, s))
-    f = quantize_uint16(_pad_symmetric_to(f, s))
     c = g.shape[2]
-    n = 1 << (c - 1).bit_length()
-    if n > c:
-        z = np.zeros(g.shape[:2] + (n - c,))
-        g = np.concatenate([g, z], axis=2)
-        f = np.concatenate([f, z], axis=2)
-    vals = _q2n_blocks(_blocks(g, s, s), _blocks(f, s, s))
-    return float(np.mean(vals))
+    n = 1 << (c - 1).bit_length()  # bands zero-padded to a power of two
+    a, dg = _block_centered(_pad_symmetric_to(g, s), s, s, quantize=True)
+    b, df = _block_centered(_pad_symmetric_to(f, s), s, s, quantize=True)
+    return float(np.mean(_q2n_blocks(a, dg, b, df, n)))
 
 
 # ------------------------------------------------------------------------ SCC
@@ -593,63 +622,55 @@ def _block_regions(h: int, w: int, s: int):
     return out
 
 
-def _block_moments(x: np.ndarray, y: np.ndarray, s: int, pairwise: bool):
-    """Per-block means, variances and covariance (sample, N-1).
-
-    Args:
-        x: (H, W, C). y: (H, W, Cy) with Cy in {1, C}, or None for band pairs.
-        pairwise: if True, covariances of every band pair of `x`.
+def _block_groups(x: np.ndarray, s: int):
+    """blockproc's distinct s x s blocks of x (partial blocks at the edges).
 
     Returns:
-        List over block groups of (mx, my, vx, vy, cxy) arrays.
+        List over groups of equally sized blocks of (means (nb, C),
+        centred blocks (nb, npix, C)).
     """
-    res = []
-    for rs, cs, bh, bw in _block_regions(x.shape[0], x.shape[1], s):
-        xb = _blocks(x[rs, cs], bh, bw)  # (nb, npix, C)
-        npix = bh * bw
-        ddof = npix - 1 if npix > 1 else 1
-        mx = np.mean(xb, axis=1)
-        dx = xb - mx[:, None, :]
-        if pairwise:
-            cov = np.matmul(np.transpose(dx, (0, 2, 1)), dx) / ddof  # (nb, C, C)
-            if npix == 1:
-                cov = np.zeros_like(cov)
-            var = np.diagonal(cov, axis1=1, axis2=2)
-            res.append(
-                (mx[:, :, None], mx[:, None, :], var[:, :, None], var[:, None, :], cov)
-            )
-        else:
-            yb = _blocks(y[rs, cs], bh, bw)
-            my = np.mean(yb, axis=1)
-            dy = yb - my[:, None, :]
-            vx = np.sum(dx * dx, axis=1) / ddof
-            vy = np.sum(dy * dy, axis=1) / ddof
-            cxy = np.sum(dx * dy, axis=1) / ddof
-            if npix == 1:
-                vx, vy, cxy = (np.zeros_like(vx), np.zeros_like(vy), np.zeros_like(cxy))
-            res.append((mx, my, vx, vy, cxy))
-    return res
+    return [
+        _block_centered(x[rs, cs], bh, bw)
+        for rs, cs, bh, bw in _block_regions(x.shape[0], x.shape[1], s)
+    ]
 
 
-def _mean_block_q(moments) -> np.ndarray:
+def _mean_q(per_group) -> np.ndarray:
     total, count = 0.0, 0
-    for mx, my, vx, vy, cxy in moments:
-        q = _uiqi_from_moments(mx, my, vx, vy, cxy)
+    for q in per_group:
         total = total + np.sum(q, axis=0)
         count += q.shape[0]
     return total / count
 
 
-def _block_q_pairs(x: np.ndarray, s: int) -> np.ndarray:
-    """(C, C) matrix of mean block-Q between every band pair of x."""
-    return _mean_block_q(_block_moments(x, None, s, pairwise=True))
+def _block_q_pairs(groups) -> np.ndarray:
+    """(C, C) mean block Q between every band pair (sample covariance)."""
+
+    def one(m, d):
+        ddof = max(d.shape[1] - 1, 1)  # 1-pixel blocks: deviations are 0
+        cov = np.matmul(np.transpose(d, (0, 2, 1)), d) / ddof
+        var = np.diagonal(cov, axis1=1, axis2=2)
+        return _uiqi_from_moments(
+            m[:, :, None], m[:, None, :], var[:, :, None], var[:, None, :], cov
+        )
+
+    return _mean_q(one(m, d) for m, d in groups)
 
 
-def _block_q_bands(x: np.ndarray, y: np.ndarray, s: int) -> np.ndarray:
-    """(C,) mean block-Q of each band of x against y (one band or C bands)."""
-    if y.shape[2] == 1 and x.shape[2] > 1:
-        y = np.broadcast_to(y, x.shape)
-    return _mean_block_q(_block_moments(x, y, s, pairwise=False))
+def _block_q_bands(gx, gy) -> np.ndarray:
+    """(C,) mean block Q of each band of x against y (one band or C bands)."""
+
+    def one(mx, dx, my, dy):
+        ddof = max(dx.shape[1] - 1, 1)
+        vx = np.einsum("bpc,bpc->bc", dx, dx) / ddof
+        vy = np.einsum("bpc,bpc->bc", dy, dy) / ddof
+        if dy.shape[2] == 1:
+            cxy = np.matmul(np.transpose(dy, (0, 2, 1)), dx)[:, 0, :] / ddof
+        else:
+            cxy = np.einsum("bpc,bpc->bc", dx, dy) / ddof
+        return _uiqi_from_moments(mx, my, vx, vy, cxy)
+
+    return _mean_q(one(mx, dx, my, dy) for (mx, dx), (my, dy) in zip(gx, gy))
 
 
 # ----------------------------------------------------- FR helpers (signal)
@@ -727,9 +748,12 @@ def d_lambda(
     return _d_lambda(f, lm, int(block_size), p)
 
 
-def _d_lambda(f, lm, s, p):
-    qf = _block_q_pairs(f, s)
-    ql = _block_q_pairs(lm, s)
+def _d_lambda(f, lm, s, p, groups=None):
+    gf, gl = (
+        groups if groups is not None else (_block_groups(f, s), _block_groups(lm, s))
+    )
+    qf = _block_q_pairs(gf)
+    ql = _block_q_pairs(gl)
     iu = np.triu_indices(f.shape[2], k=1)
     diff = np.abs(qf[iu] - ql[iu]) ** p
     return float(np.mean(diff) ** (1.0 / p))
@@ -777,9 +801,12 @@ def d_s(
     return _d_s(f, lm, pn, plp, int(block_size), q)
 
 
-def _d_s(f, lm, pn, plp, s, q):
-    qh = _block_q_bands(f, pn, s)
-    ql = _block_q_bands(lm, plp, s)
+def _d_s(f, lm, pn, plp, s, q, groups=None):
+    gf, gl = (
+        groups if groups is not None else (_block_groups(f, s), _block_groups(lm, s))
+    )
+    qh = _block_q_bands(gf, _block_groups(pn, s))
+    ql = _block_q_bands(gl, _block_groups(plp, s))
     return float(np.mean(np.abs(qh - ql) ** q) ** (1.0 / q))
 
 
@@ -953,8 +980,10 @@ def evaluate_fr(
         (plr,) = _to_dn((_pan(pan_lr, "pan_lr"),), normalized, scale)
     plp = _pan_lp_or(plr, pn, ms)
     s = int(block_size)
-    dl = _d_lambda(f, lm, s, 1)
-    ds = _d_s(f, lm, pn, plp, s, 1)
+    groups = (_block_groups(f, s), _block_groups(lm, s))  # shared by D_lambda, D_s
+    dl = _d_lambda(f, lm, s, 1, groups)
+    ds = _d_s(f, lm, pn, plp, s, 1, groups)
+    del groups
     dk = _d_lambda_k(f, lm, sensor, s)
     return {
         "d_lambda": dl,
