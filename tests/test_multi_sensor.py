@@ -371,7 +371,50 @@ def test_fit_simple_model_with_workers():
     )
     model = keras.Model({"ms": ms, "pan": pan, "lms": lms}, out)
     model.compile(optimizer="adam", loss="mae")
-    hist = model.fit(ds, epochs=2, verbose=0)
+    val = MultiSensorDataset.for_evaluation(
+        {"a": _blocky(3, 4, 4, "gf2", 2), "b": _blocky(2, 4, 8, "wv2", 3)},
+        batch_size=2,
+        patch_size=8,
+    )  # 3 batches: 2 + 2 + 1 (the last one smaller)
+    hist = model.fit(ds, validation_data=val, epochs=2, verbose=0)
     assert len(hist.history["loss"]) == 2
+    assert np.isfinite(hist.history["val_loss"]).all()
     assert np.isfinite(hist.history["loss"]).all()
     assert ds.epoch >= 2  # Keras calls on_epoch_end after every epoch
+
+
+@pytest.fixture(scope="module")
+def three_sensor_files(tmp_path_factory):
+    return synthetic.ensure_datasets(
+        ("wv2", "wv3", "gf2"),
+        root=tmp_path_factory.mktemp("kp_home"),
+        train_scene_size=256,
+        train_patch=32,
+        train_stride=16,
+        valid_scene_size=128,
+        valid_patch=32,
+        valid_stride=32,
+        test_size=32,
+        test_images=2,
+    )
+
+
+@pytest.mark.slow  # PanTiny construction + compilation; data path: test_fit_simple_*
+def test_fit_pantiny_on_three_synthetic_sensors(three_sensor_files):
+    """The paper's setting: one PanTiny trained on WV2 + WV3 + GF2 at once."""
+    import keras_pansharp
+
+    paths = three_sensor_files
+    ds = MultiSensorDataset(
+        paths["train"], batch_size=3, patch_size=32, seed=0, steps_per_epoch=2
+    )
+    x, y = ds[0]
+    assert x["lms"].shape == (3, 32, 32, 4)
+    assert y.shape == (3, 32, 32, 4)
+    model = keras_pansharp.PanTiny()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae")
+    before = [np.array(w) for w in model.trainable_weights[:3]]
+    hist = model.fit(ds, epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][0])
+    after = [np.array(w) for w in model.trainable_weights[:3]]
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
