@@ -117,6 +117,7 @@ def _scene_cases(d):
 SCENE_CASES = list(_scene_cases(Path(".")))
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("case", SCENE_CASES)
 def test_shared_scene_files(shared_data_dir, case):
     _, call, (ms_shape, pan_shape, has_gt) = _scene_cases(shared_data_dir)[case]
@@ -137,6 +138,7 @@ def test_shared_scene_files(shared_data_dir, case):
     assert sample["lms"].dtype == np.float32
 
 
+@pytest.mark.large
 def test_shared_pancollection_h5(shared_data_dir):
     path = shared_data_dir / "wv3_rr_patch.h5"
     r = PanCollectionReader(path, sensor="wv3")
@@ -153,6 +155,7 @@ def test_shared_pancollection_h5(shared_data_dir):
         PanCollectionReader(path, sensor="gf2")
 
 
+@pytest.mark.large
 def test_every_shared_file_is_covered(shared_data_dir):
     covered = {"wv3_rr_patch.h5"}
     for files, _, _ in _scene_cases(shared_data_dir).values():

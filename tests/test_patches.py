@@ -132,6 +132,7 @@ def test_cli(tmp_path, scene, capsys):
     assert "single-band PAN" in capsys.readouterr().err
 
 
+@pytest.mark.large
 def test_shared_scene_to_training_set(shared_data_dir, tmp_path):
     d = shared_data_dir / "qb_abfnet"
     res = make_training_set(
