@@ -125,6 +125,19 @@ class TestInputs(TestCase):
             assert np.isfinite(h1.history["loss"][0])
             assert np.isfinite(h2.history["loss"][0])
 
+    def test_nested_in_functional_model_without_lms(self, rng, tmp_path):
+        inner = ContractModel()
+        ms = keras.Input((None, None, 4), name="ms")
+        pan = keras.Input((None, None, 1), name="pan")
+        outer = keras.Model({"ms": ms, "pan": pan}, inner({"ms": ms, "pan": pan}))
+        d = _data(rng)
+        ref = to_numpy(inner(d))
+        self.assertAllClose(outer.predict(d, verbose=0), ref, atol=1e-6)
+        path = str(tmp_path / "outer.keras")
+        outer.save(path)
+        loaded = keras.saving.load_model(path)
+        self.assertAllClose(loaded.predict(d, verbose=0), ref, atol=1e-6)
+
     def test_dynamic_spatial_sizes_in_fit(self, rng):
         # TF retraces with relaxed (unknown) shapes after a size change.
         model = ContractModel()

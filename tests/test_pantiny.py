@@ -76,12 +76,12 @@ class TestPanTiny(TestCase):
         )
 
     def test_shapes_8_bands_and_sizes(self, rng):
-        model = PanTiny(bands=8)
-        out = model.predict(_inputs(rng, bands=8, pan=64), verbose=0)
-        assert out.shape == (2, 64, 64, 8)
-        small = PanTiny(bands=8, **SMALL)
-        out = small.predict(_inputs(rng, bands=8, pan=32, width=48), verbose=0)
-        assert out.shape == (2, 32, 48, 8)
+        # Shapes do not depend on the width/depth: the small architecture
+        # keeps this fast (the default 4-band model runs in the test above).
+        model = PanTiny(bands=8, **SMALL)
+        for pan, width in ((64, 64), (32, 48)):
+            out = model.predict(_inputs(rng, bands=8, pan=pan, width=width), verbose=0)
+            assert out.shape == (2, pan, width, 8)
         small = PanTiny(bands=4, **SMALL)
         out = small.predict(_inputs(rng, bands=4, pan=64, batch=1), verbose=0)
         assert out.shape == (1, 64, 64, 4)

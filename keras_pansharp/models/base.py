@@ -395,6 +395,21 @@ class PansharpModel(keras.Model):
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(self._prepare_inputs(inputs), *args, **kwargs)
 
+    def compute_output_spec(self, inputs, *args, **kwargs):
+        # Symbolic call (nesting the model in another functional model)
+        # without "lms": Keras' graph spec pass cannot take `None` for an
+        # optional input, so give it a placeholder of the lms spec. The
+        # output spec does not depend on which branch UpsampledMS takes.
+        if isinstance(inputs, dict) and inputs.get("lms") is None:
+            ms, pan = inputs.get("ms"), inputs.get("pan")
+            if ms is not None and pan is not None:
+                inputs = dict(inputs)
+                inputs["lms"] = keras.KerasTensor(
+                    shape=(*tuple(pan.shape)[:3], tuple(ms.shape)[-1]),
+                    dtype=ms.dtype,
+                )
+        return super().compute_output_spec(inputs, *args, **kwargs)
+
     def call(self, inputs, *args, **kwargs):
         # `stateless_call` (JAX training/prediction) calls `call` directly.
         return super().call(self._prepare_inputs(inputs), *args, **kwargs)
