@@ -375,9 +375,14 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",") if s]
     backends = [b for b in args.backends.split(",") if b]
 
-    print(
-        f"load before: {load_str()}  (2-core host shared with others; medians over rounds)"
-    )
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if "model name" in ln)
+    except (OSError, StopIteration):
+        pass
+    print(f"machine: {cpu}, {os.cpu_count()} logical cores; backends {backends}")
+    print(f"load before: {load_str()} (medians over alternating rounds)")
     tmp = tempfile.mkdtemp(prefix="kp_bench_")
     wpath = os.path.join(tmp, "weights.npz")
 
