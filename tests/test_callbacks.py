@@ -218,3 +218,29 @@ def test_errors(rng):
     cb.set_model(_tiny_model())
     with pytest.raises(ValueError, match="bands"):
         cb.evaluate()
+
+
+@pytest.mark.slow  # the tiny-model tests above cover the same callback behaviour
+def test_pantiny_fit_with_fr_checkpoint(rng, tmp_path):
+    """The library's own model (dynamic spatial sizes, optional "lms" input)."""
+    from keras_pansharp import PanTiny
+
+    inputs, gt = _pair(rng)
+    model = PanTiny(bands=4, dim=8, num_heads=2, encoder_depth=1, body_depth=1)
+    model.compile(optimizer="adam", loss="mae")
+    path = tmp_path / "pantiny.keras"
+    hist = model.fit(
+        inputs,
+        gt,
+        batch_size=2,
+        epochs=1,
+        verbose=0,
+        callbacks=[
+            FREvaluation({"qb": inputs}, metrics=["hqnr", "d_s"]),
+            keras.callbacks.ModelCheckpoint(
+                str(path), monitor="fr_hqnr", mode="max", save_best_only=True
+            ),
+        ],
+    )
+    assert path.is_file()
+    assert 0.0 <= hist.history["fr_hqnr"][0] <= 1.0

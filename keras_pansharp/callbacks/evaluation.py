@@ -176,14 +176,11 @@ class _EvaluationCallback(keras.callbacks.Callback):
 
     # ------------------------------------------------------------- prediction
     def _model_inputs(self, inputs: Mapping) -> dict:
+        """Keep the input keys the model declares (others, e.g. an unused
+        "lms", are dropped); a missing required input fails in Keras."""
         struct = getattr(self.model, "_inputs_struct", None)
         if isinstance(struct, Mapping):
-            missing = [k for k in struct if k not in inputs]
-            if missing:
-                raise ValueError(
-                    f"The model needs inputs {sorted(struct)}, the data lacks {missing}."
-                )
-            return {k: inputs[k] for k in struct}
+            return {k: v for k, v in inputs.items() if k in struct}
         return dict(inputs)
 
     def _predict(self, inputs: Mapping, on_batch: bool) -> np.ndarray:
