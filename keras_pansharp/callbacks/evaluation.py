@@ -193,9 +193,13 @@ class _EvaluationCallback(keras.callbacks.Callback):
 
     # ------------------------------------------------------------- scheduling
     def _due(self, epoch: int) -> bool:
+        # The first epoch too, so CSVLogger (which fixes its columns then)
+        # records the keys; then every n-th epoch and the last one.
         last = (self.params or {}).get("epochs")
-        return (epoch + 1) % self.every_n_epochs == 0 or (
-            last is not None and epoch + 1 == last
+        return (
+            epoch == 0
+            or (epoch + 1) % self.every_n_epochs == 0
+            or (last is not None and epoch + 1 == last)
         )
 
     def on_epoch_end(self, epoch, logs=None):
@@ -257,7 +261,8 @@ class _EvaluationCallback(keras.callbacks.Callback):
 class RREvaluation(_EvaluationCallback):
     """Reduced-resolution evaluation with the exact toolbox metrics.
 
-    Every `every_n_epochs` epochs (and at the last epoch) the model predicts
+    After the first epoch, every `every_n_epochs` epochs and after the last
+    epoch (the keys are absent from the other epochs' logs), the model predicts
     the held-out inputs; predictions and ground truth (normalised [0, 1]) are
     scaled to DN by the sensor's max DN and scored per image with the NumPy
     reference metrics. Per sensor, each metric is the mean over its images;
@@ -359,7 +364,8 @@ class RREvaluation(_EvaluationCallback):
 class FREvaluation(_EvaluationCallback):
     """Full-resolution (no-reference) evaluation with the exact toolbox metrics.
 
-    Every `every_n_epochs` epochs (and at the last epoch) the model fuses the
+    After the first epoch, every `every_n_epochs` epochs and after the last
+    epoch (the keys are absent from the other epochs' logs), the model fuses the
     held-out MS/PAN pairs; fused image, `ms` and `pan` (normalised [0, 1]) are
     scaled to DN by the sensor's max DN and scored per image with
     `evaluate_fr` (D_λ, D_s, QNR, D_λ^K with the sensor's MTF, HQNR; the LMS
