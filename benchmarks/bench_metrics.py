@@ -72,7 +72,9 @@ def main() -> None:
     for size in args.sizes:
         f, ms, pan = _scene(rng, size, args.bands)
         reps = args.repeats if size <= 1024 else max(1, min(args.repeats, 2))
-        total, cpu = _best(lambda: evaluate_fr(f, ms, pan, sensor=sensor), reps)
+        total, cpu = _best(
+            lambda f=f, ms=ms, pan=pan: evaluate_fr(f, ms, pan, sensor=sensor), reps
+        )
         # Breakdown (one run each).
         t = time.perf_counter()
         lms = interp23tap(ms, 4)

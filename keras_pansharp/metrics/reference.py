@@ -550,8 +550,8 @@ def psnr(
         sensor: sensor name or `Sensor` (gives `max_value`).
 
     Returns:
-        Mean PSNR over bands in dB (`inf` if a band is identical... and every
-        band is; a single identical band makes the mean `inf`).
+        Mean PSNR over bands in dB (`inf` as soon as one band is identical to
+        its reference, as scikit-image's per-band value is then `inf`).
     """
     f = _as_image(fused, "fused")
     g = _as_image(gt, "gt")
