@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -184,6 +184,7 @@ def _score(fuse_for, evals, sensor_names):
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)
     t0 = time.time()
     out = Path(FLAGS.output_dir)
     out.mkdir(parents=True, exist_ok=True)

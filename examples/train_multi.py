@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -109,6 +109,7 @@ def _eval_data(sources, max_samples):
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # keep TF's INFO logs off the console
     t_start = time.time()
     keras.utils.set_random_seed(FLAGS.seed)
     out = Path(FLAGS.output_dir)
