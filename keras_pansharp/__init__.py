@@ -61,5 +61,14 @@ from keras_pansharp.callbacks import FREvaluation, RREvaluation
 # isort: split
 from keras_pansharp import data
 from keras_pansharp.data import MultiSensorDataset
+
 # --- losses / recipes ---
+# isort: split
+from keras_pansharp import losses, recipes
+from keras_pansharp.losses import L1Loss, PanSharpLoss, SSIMLoss
+
 # --- export and inference (keras_pansharp.export) ---
+# isort: split
+from keras_pansharp import export, inference
+from keras_pansharp.export import export_saved_model
+from keras_pansharp.inference import predict_scene
