@@ -283,7 +283,10 @@ class RREvaluation(_EvaluationCallback):
               `gt` `(N, 4h, 4w, C)`, all normalised to [0, 1] (NHWC);
             - `{sensor_name: batches}` where `batches` is a re-iterable of
               `(inputs, gt)` batches (list, `tf.data.Dataset`, `PyDataset`);
-            - `(inputs, gt)` or such batches directly, with `sensor=`.
+            - `(inputs, gt)` or such batches directly, with `sensor=`;
+            - a `keras_pansharp.MultiSensorDataset` (its `evaluation_data()`
+              arrays, loaded once; pass `ds.evaluation_data(max_samples=n)`
+              yourself to cap the number of images).
         sensor: the sensor for non-dict data, a `{key: sensor}` mapping for
             dict keys that are not sensor names, or None (dict keys are sensor
             names such as `"wv3"`, `"gf2"`, `"wv3_rgbn"`).
@@ -383,7 +386,9 @@ class FREvaluation(_EvaluationCallback):
               `{"ms": (N, h, w, C), "pan": (N, 4h, 4w, 1)[, "lms"]}` in [0, 1];
             - `{sensor_name: batches}`, a re-iterable of input dicts or of
               `(inputs, anything)` tuples;
-            - such inputs / batches directly, with `sensor=`.
+            - such inputs / batches directly, with `sensor=`;
+            - a `keras_pansharp.MultiSensorDataset` of FR sources (its
+              `evaluation_data()` arrays).
             PAN sides must be multiples of 32 (toolbox D_λ^K).
         sensor: the sensor for non-dict data, a `{key: sensor}` mapping, or
             None (dict keys are sensor names).
