@@ -148,3 +148,31 @@ def test_default_jit_compile_per_backend():
     assert perf.default_jit_compile("tensorflow", accelerator=False) is False
     assert perf.default_jit_compile("tensorflow", accelerator=True) is True
     assert isinstance(perf.default_jit_compile(), bool)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_pantiny_forward_under_mixed_precision(policy):
+    from keras_pansharp.models.pantiny import PanTiny
+
+    rng = np.random.default_rng(3)
+    x = {
+        "ms": rng.random((1, 8, 8, 4), dtype=np.float32),
+        "pan": rng.random((1, 32, 32, 1), dtype=np.float32),
+    }
+    small = dict(bands=4, dim=8, num_heads=2, encoder_depth=1, body_depth=1)
+    ref_model = PanTiny(**small)
+    ref = to_numpy(ref_model(x))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = PanTiny(**small)
+        model.set_weights(ref_model.get_weights())
+        out = model(x)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert all(v.dtype == "float32" for v in model.weights)  # float32 masters
+    out = to_numpy(ops.cast(out, "float32"))
+    assert out.shape == ref.shape and np.isfinite(out).all()
+    # Half-precision activations: close to float32, not equal.
+    atol = 0.05 if policy == "mixed_bfloat16" else 0.01
+    np.testing.assert_allclose(out, ref, atol=atol)
