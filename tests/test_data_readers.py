@@ -22,13 +22,6 @@ from keras_pansharp.data import (
 )
 from keras_pansharp.sensors import generic_sensor, get_sensor
 
-
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """These tests build no Keras state: skip conftest's (slow) clear_session."""
-    yield
-
-
 # ---------------------------------------------------------------------------
 # every file of ../shared/data
 # ---------------------------------------------------------------------------

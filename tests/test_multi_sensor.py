@@ -10,14 +10,6 @@ from keras_pansharp.data import ArrayReader, MultiSensorDataset, synthetic
 from keras_pansharp.sensors import generic_sensor, get_sensor
 
 
-@pytest.fixture(autouse=True)
-def _clear_keras_session(request):
-    """Reset Keras only after the tests that build models (it is slow)."""
-    yield
-    if "fit" in request.node.name:
-        keras.backend.clear_session()
-
-
 def _blocky(n, h, bands, sensor, seed):
     """Samples where gt = kron(ms, 4x4 ones), pan = gt[..., :1], lms = gt.
 

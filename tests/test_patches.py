@@ -16,12 +16,6 @@ from keras_pansharp.data.prepare import main as prepare_main
 from keras_pansharp.signal import interp23tap, wald_degrade
 
 
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """These tests build no Keras state: skip conftest's (slow) clear_session."""
-    yield
-
-
 @pytest.fixture(scope="module")
 def scene():
     return synthetic.make_scene("gf2", size=128, seed=5)  # MS 32x32, PAN 128

@@ -19,14 +19,6 @@ from keras_pansharp.signal import (
     wald_degrade,
 )
 
-
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """Overrides conftest's: these NumPy-only tests create no Keras state, and
-    `keras.backend.clear_session()` costs ~0.5 s per test."""
-    yield
-
-
 GOLDEN_CASES = [
     "fr_qb",
     "fr_wv3_spacenet",

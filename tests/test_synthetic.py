@@ -20,12 +20,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def _clear_keras_session():
-    """These tests build no Keras state: skip conftest's (slow) clear_session."""
-    yield
-
-
 @pytest.mark.parametrize("name", ["wv2", "wv3", "gf2"])
 def test_scene_matches_sensor(name):
     sensor = get_sensor(name)
