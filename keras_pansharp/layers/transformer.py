@@ -11,9 +11,14 @@ per-group fan-in for depthwise convolutions.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_pansharp.utils import perf
+
+
+class GlobalStatisticsCollected(Exception):
+    """Raised by a `ChannelAttention` in `"collect"` mode to end the pass."""
 
 
 def torch_conv_initializer(fan_in_scale: float = 1.0):
@@ -127,6 +132,18 @@ class ChannelAttention(keras.layers.Layer):
     The temperature is one learnable scalar per head, initialised to 1. The
     cost is linear in the number of pixels. No convolution has a bias.
 
+    Global statistics: step 3-4 make `A` depend on the whole image through
+    `G = sum_pixels q k^T`, `sum_pixels q^2` and `sum_pixels k^2` only
+    (per image, i.e. per batch element); everything else is per pixel. For
+    exact tiled inference (`keras_pansharp.predict_scene`) the attribute
+    `global_stats_mode` (default `None`: the normal call, unchanged) may be
+    set, for eager calls only, to `("collect", mask)` with a `(B, H, W)` 0/1
+    mask: the layer stores `global_stats = (G, sum q^2, sum k^2)` over the
+    masked pixels as NumPy arrays `(B, dim, dim), (B, dim), (B, dim)` and
+    raises `GlobalStatisticsCollected` to end the forward pass; or to
+    `("frozen", A)` with `A` from `attention_from_stats` (`(B, dim, dim)` or
+    `(dim, dim)`): the layer applies that `A` instead of its own.
+
     Args:
         num_heads: number of heads; must divide the channel count.
         **kwargs: standard `keras.layers.Layer` arguments.
@@ -150,6 +167,10 @@ class ChannelAttention(keras.layers.Layer):
                 f"`num_heads` must be a positive integer, got {num_heads}."
             )
         self.num_heads = int(num_heads)
+        # Exact tiled inference (`keras_pansharp.predict_scene`); see the
+        # "Global statistics" section of the docstring. Not part of the config.
+        self.global_stats_mode = None
+        self.global_stats = None
 
     def build(self, input_shape):
         _check_rank4(self, input_shape)
@@ -187,8 +208,70 @@ class ChannelAttention(keras.layers.Layer):
             )
             for i in range(3)
         )
-        out = perf.channel_attention(q, k, v, self.temperature, self.num_heads)
+        if self.global_stats_mode is None:
+            out = perf.channel_attention(q, k, v, self.temperature, self.num_heads)
+        else:
+            out = self._global_stats_call(q, k, v)
         return perf.pointwise_conv(out, self.project_out.kernel)
+
+    def _global_stats_call(self, q, k, v):
+        """The `"collect"` / `"frozen"` modes (eager calls only)."""
+        kind, value = self.global_stats_mode
+        dim = self.dim
+        shape = ops.shape(v)
+        b = shape[0]
+        if kind == "collect":
+            mask = ops.reshape(ops.convert_to_tensor(value, "float32"), (b, -1, 1))
+            q2 = ops.cast(ops.reshape(q, (b, -1, dim)), "float32") * mask
+            k2 = ops.cast(ops.reshape(k, (b, -1, dim)), "float32") * mask
+            self.global_stats = tuple(
+                ops.convert_to_numpy(t)
+                for t in (
+                    ops.matmul(ops.transpose(q2, (0, 2, 1)), k2),
+                    ops.sum(ops.square(q2), axis=1),
+                    ops.sum(ops.square(k2), axis=1),
+                )
+            )
+            raise GlobalStatisticsCollected(self.name)
+        if kind != "frozen":
+            raise ValueError(
+                f"ChannelAttention.global_stats_mode must be None, ('collect', "
+                f"mask) or ('frozen', attention); got {self.global_stats_mode!r}."
+            )
+        attn = ops.cast(ops.convert_to_tensor(value), v.dtype)
+        if len(attn.shape) == 2:
+            attn = ops.expand_dims(attn, 0)
+        v2 = ops.reshape(v, (b, -1, dim))
+        out = ops.matmul(v2, ops.transpose(attn, (0, 2, 1)))
+        return ops.reshape(out, shape)
+
+    def attention_from_stats(self, gram, sq_q, sq_k):
+        """Attention matrices from image-wide statistics (NumPy, float64).
+
+        Args:
+            gram: `(B, dim, dim)` `sum_pixels q_i k_j` of each image.
+            sq_q: `(B, dim)` `sum_pixels q_i^2`.
+            sq_k: `(B, dim)` `sum_pixels k_j^2`.
+
+        Returns:
+            `(B, dim, dim)` float32 block-diagonal (one block per head)
+            row-stochastic `A` with `out = A v` per pixel, exactly the matrix
+            the normal call computes from the same image.
+        """
+        gram = np.asarray(gram, np.float64)
+        nq = np.maximum(np.sqrt(np.asarray(sq_q, np.float64)), 1e-12)
+        nk = np.maximum(np.sqrt(np.asarray(sq_k, np.float64)), 1e-12)
+        d = self.dim // self.num_heads
+        t = np.repeat(np.asarray(ops.convert_to_numpy(self.temperature), np.float64), d)
+        logits = gram * (t / nq)[..., :, None] / nk[..., None, :]
+        attn = np.zeros_like(logits)
+        for h in range(self.num_heads):
+            blk = logits[..., h * d : (h + 1) * d, h * d : (h + 1) * d]
+            blk = np.exp(blk - blk.max(axis=-1, keepdims=True))
+            attn[..., h * d : (h + 1) * d, h * d : (h + 1) * d] = blk / blk.sum(
+                axis=-1, keepdims=True
+            )
+        return attn.astype(np.float32)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
