@@ -12,6 +12,12 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+# Test inputs are tiny, so XLA's compile time dominates JAX runs (every new
+# weight shape compiles its initializer). Unoptimised XLA code compiles much
+# faster and cut the PanTiny tests' CPU time by ~40% (47 s -> 27 s). Only a
+# default: an XLA_FLAGS set by the caller wins. Must run before JAX is imported.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
 
 def shared_dir() -> Path:
     """Location of the optional shared data folder (may not exist)."""
