@@ -1,9 +1,22 @@
-"""predict_scene: tiled prediction with overlap blending equals untiled."""
+"""predict_scene: tiled prediction (exact multi-pass or blending) equals untiled."""
 
+import keras
 import numpy as np
 import pytest
 
-from keras_pansharp.inference import blend_weights, predict_scene, tile_starts
+from keras_pansharp.inference import (
+    blend_weights,
+    core_tiles,
+    global_statistics_layers,
+    predict_scene,
+    receptive_radius,
+    tile_starts,
+)
+from keras_pansharp.layers.transformer import (
+    ChannelAttention,
+    GlobalStatisticsCollected,
+)
+from keras_pansharp.models.pantiny import PanTiny
 from keras_pansharp.models.pnn import PNN
 
 
@@ -80,3 +93,109 @@ def test_predict_scene_bad_input(rng):
     bad[3, 3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         predict_scene(model, bad, pan, tile=32, overlap=8, verbose=0)
+
+
+def _small_pantiny(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = PanTiny(bands=4, dim=8, num_heads=2, encoder_depth=1, body_depth=1)
+    # Non-trivial, different temperatures per layer and head.
+    for i, layer in enumerate(global_statistics_layers(model)):
+        layer.temperature.assign(np.array([3.0 + i, 0.4], "float32"))
+    return model
+
+
+def _call(model, ms, pan):
+    out = model({"ms": ms[None], "pan": pan[None, ..., None]}, training=False)
+    return keras.ops.convert_to_numpy(out)[0]
+
+
+def test_core_tiles_partition():
+    for size, tile, halo in [(128, 48, 12), (96, 40, 12), (100, 64, 8), (40, 64, 8)]:
+        tiles = core_tiles(size, tile, halo)
+        length = min(tile, size)
+        covered = np.zeros(size, int)
+        for t0, c0, c1 in tiles:
+            covered[c0:c1] += 1
+            assert 0 <= t0 and t0 + length <= size and t0 <= c0 < c1 <= t0 + length
+            # Context on each side that is not the scene edge.
+            assert t0 == 0 or c0 - t0 >= halo
+            assert t0 + length == size or t0 + length - c1 >= halo
+        np.testing.assert_array_equal(covered, 1)
+    with pytest.raises(ValueError, match="halo"):
+        core_tiles(128, 40, 20)
+
+
+def test_receptive_radius():
+    # embed 1 + 2 per block (qkv and FFN depthwise) + fusion 2 + refine/output 2.
+    model = PanTiny()
+    assert receptive_radius(model) == 17
+    assert len(global_statistics_layers(model)) == 6
+    assert receptive_radius(_small_pantiny()) == 9
+    assert global_statistics_layers(PNN(bands=4)) == []
+
+
+def test_attention_collect_and_frozen_modes(rng):
+    x = rng.normal(size=(2, 6, 5, 8)).astype("float32")
+    layer = ChannelAttention(num_heads=2)
+    layer.build(x.shape)
+    layer.temperature.assign(np.array([2.5, 0.3], "float32"))
+    ref = keras.ops.convert_to_numpy(layer(x))
+    # Statistics summed over two parts of each image == over the image.
+    sums = [0.0, 0.0, 0.0]
+    for rows in (slice(0, 2), slice(2, 6)):
+        mask = np.zeros((2, 6, 5), "float32")
+        mask[:, rows] = 1.0
+        layer.global_stats_mode = ("collect", mask)
+        with pytest.raises(GlobalStatisticsCollected):
+            layer(x)
+        assert [t.shape for t in layer.global_stats] == [(2, 8, 8), (2, 8), (2, 8)]
+        sums = [a + np.asarray(b, np.float64) for a, b in zip(sums, layer.global_stats)]
+    attn = layer.attention_from_stats(*sums)
+    assert attn.shape == (2, 8, 8)
+    np.testing.assert_allclose(attn.sum(-1), 1.0, atol=1e-6)
+    assert np.all(attn[:, :4, 4:] == 0) and np.all(attn[:, 4:, :4] == 0)
+    layer.global_stats_mode = ("frozen", attn)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), ref, atol=1e-5)
+    layer.global_stats_mode = None
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), ref)
+    assert "global_stats_mode" not in layer.get_config()
+
+
+def test_exact_tiled_equals_untiled_for_pantiny(rng):
+    model = _small_pantiny()
+    ms, pan = _scene(rng, 24, 32)  # PAN 96 x 128
+    full = _call(model, ms, pan)
+    tiled = predict_scene(model, ms, pan, tile=48, batch_size=4, verbose=0)
+    assert tiled.shape == full.shape and tiled.dtype == np.float32
+    assert np.abs(tiled - full).max() < 1e-5
+    # Blending is only approximate: each tile has its own attention statistics.
+    blended = predict_scene(model, ms, pan, tile=48, overlap=16, exact=False, verbose=0)
+    assert np.abs(blended - full).max() > 1e-3
+    # The normal call is untouched afterwards (modes reset).
+    assert all(lay.global_stats_mode is None for lay in global_statistics_layers(model))
+    np.testing.assert_array_equal(_call(model, ms, pan), full)
+
+
+def test_exact_modes_reset_after_error(rng):
+    model = _small_pantiny()
+    ms, pan = _scene(rng, 16, 16)
+    pan[40, 40] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        predict_scene(model, ms, pan, tile=40, verbose=0)
+    assert all(lay.global_stats_mode is None for lay in global_statistics_layers(model))
+    with pytest.raises(ValueError, match="halo"):
+        predict_scene(model, ms[:, :], pan, tile=32, halo=6, verbose=0)
+
+
+def test_exact_for_convnet_and_dn(rng):
+    model = PNN(bands=4)
+    ms, pan = _scene(rng, 16, 20)
+    full = _call(model, ms, pan)
+    tiled = predict_scene(model, ms, pan, tile=48, exact=True, verbose=0)
+    assert np.abs(tiled - full).max() < 1e-5
+    max_value = 2047.0
+    dn = predict_scene(
+        model, ms * max_value, pan * max_value, tile=48, exact=True,
+        max_value=max_value, verbose=0,
+    )  # fmt: skip
+    np.testing.assert_allclose(dn / max_value, full, atol=1e-5)
