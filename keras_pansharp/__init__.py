@@ -15,7 +15,9 @@ from keras_pansharp.layers import (
     ChannelAttention,
     ChannelLayerNorm,
     GatedDepthwiseFFN,
+    HighPass,
     Interp23Tap,
+    ReplicatePadding2D,
     TransformerBlock,
 )
 
@@ -72,3 +74,7 @@ from keras_pansharp.losses import L1Loss, PanSharpLoss, SSIMLoss
 from keras_pansharp import export, inference
 from keras_pansharp.export import export_saved_model
 from keras_pansharp.inference import predict_scene
+
+# --- utils (keras_pansharp.utils) ---
+# isort: split
+from keras_pansharp import utils
