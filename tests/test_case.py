@@ -15,6 +15,17 @@ import keras
 import numpy as np
 from keras import ops
 
+# The cases in ../shared/golden (see its README): inputs, intermediates and
+# toolbox outputs of each, in <case>.npz; scalar metrics in golden.json.
+GOLDEN_CASES = (
+    "fr_qb",
+    "fr_wv3_spacenet",
+    "fr_wv3_zpnn",
+    "rr_pleiades",
+    "rr_qb",
+    "rr_wv3_patch0",
+)
+
 
 def to_numpy(x):
     """Convert a tensor, a dict or a list of tensors to NumPy."""

@@ -12,15 +12,8 @@ from keras_pansharp.signal import (
     interp23tap,
     mtf_glp_hpm_r,
 )
+from tests.test_case import GOLDEN_CASES
 
-GOLDEN_CASES = [
-    "fr_qb",
-    "fr_wv3_spacenet",
-    "fr_wv3_zpnn",
-    "rr_pleiades",
-    "rr_qb",
-    "rr_wv3_patch0",
-]
 METHODS = ["EXP", "BT_H", "MTF_GLP_HPM_R"]
 
 

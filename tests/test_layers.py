@@ -18,16 +18,7 @@ from keras_pansharp.layers import (
     TransformerBlock,
 )
 from keras_pansharp.signal.kernels import interp23tap_kernel
-from tests.test_case import TestCase, to_numpy
-
-GOLDEN_CASES = (
-    "fr_qb",
-    "fr_wv3_spacenet",
-    "fr_wv3_zpnn",
-    "rr_pleiades",
-    "rr_qb",
-    "rr_wv3_patch0",
-)
+from tests.test_case import GOLDEN_CASES, TestCase, to_numpy
 
 
 def _x64():

@@ -7,15 +7,8 @@ import pytest
 
 from keras_pansharp.metrics import reference as R
 from keras_pansharp.sensors import generic_sensor
+from tests.test_case import GOLDEN_CASES as CASES
 
-CASES = [
-    "fr_qb",
-    "fr_wv3_spacenet",
-    "fr_wv3_zpnn",
-    "rr_pleiades",
-    "rr_qb",
-    "rr_wv3_patch0",
-]
 METHODS = ["EXP", "BT_H", "MTF_GLP_HPM_R"]
 RR_KEYS = {"Q2n": "q2n", "Q": "q_avg", "SAM": "sam", "ERGAS": "ergas", "SCC": "scc"}
 RTOL = 1e-6

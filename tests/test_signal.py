@@ -18,15 +18,8 @@ from keras_pansharp.signal import (
     mtf_kernels,
     wald_degrade,
 )
+from tests.test_case import GOLDEN_CASES
 
-GOLDEN_CASES = [
-    "fr_qb",
-    "fr_wv3_spacenet",
-    "fr_wv3_zpnn",
-    "rr_pleiades",
-    "rr_qb",
-    "rr_wv3_patch0",
-]
 FR_CASES = [c for c in GOLDEN_CASES if c.startswith("fr_")]
 
 
