@@ -3,11 +3,15 @@
 Two measurements (each prints its numbers):
 
 - `--mode=equal`: a `--size` (1024) PAN scene, untiled `model.predict` vs
-  `predict_scene(tile=--tile, overlap=--overlap)`; max |difference| for each
-  `--models` entry (untrained weights; the property is architectural).
+  `predict_scene(tile=--tile, overlap=--overlap)`; max |difference| and wall
+  time for each `--models` entry (untrained weights; the property is
+  architectural), with the default scheme (`exact="auto"`: exact multi-pass
+  for PanTiny, blending for convolutional models) and, for models with
+  image-wide statistics, also blending (`exact=False`) for comparison.
 - `--mode=rss`: a `--size` (10000) PAN scene (random DN, uint16 inputs as a
   user would hold them, normalised tile by tile) fused with `--models[0]`;
-  wall time and the process's peak RSS (`ru_maxrss`) before and after.
+  wall time and the process's peak RSS (`ru_maxrss`) before and after
+  (scheme from `--exact`).
 
     python benchmarks/bench_predict_scene.py --mode=equal --size=1024
     python benchmarks/bench_predict_scene.py --mode=rss --size=10000 --models=tinyconv
@@ -31,6 +35,7 @@ flags.DEFINE_integer("tile", 512, "Tile side.")
 flags.DEFINE_integer("overlap", 64, "Tile overlap.")
 flags.DEFINE_integer("batch_size", 4, "Tiles per call.")
 flags.DEFINE_integer("bands", 4, "MS bands.")
+flags.DEFINE_enum("exact", "auto", ["auto", "true", "false"], "Scheme (rss mode).")
 
 
 def _rss_mb() -> float:
@@ -60,7 +65,7 @@ def _model(name, bands):
 
 def main(argv):
     del argv
-    from keras_pansharp.inference import predict_scene
+    from keras_pansharp.inference import global_statistics_layers, predict_scene
 
     rng = np.random.default_rng(0)
     n = FLAGS.size
@@ -74,9 +79,10 @@ def main(argv):
         ms = ndimage.uniform_filter(ms, (3, 3, 1)).astype(np.float32)
         pan = ndimage.uniform_filter(pan, 5).astype(np.float32)
         print(
-            "| model | PAN size | tile / overlap | max abs diff | tiled s | untiled s |"
+            "| model | PAN size | scheme | tile / overlap | max abs diff | tiled s "
+            "| untiled s |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for name in FLAGS.models:
             model = _model(name, FLAGS.bands)
             t = time.perf_counter()
@@ -84,23 +90,32 @@ def main(argv):
                 {"ms": ms[None], "pan": pan[None, ..., None]}, verbose=0
             )[0]
             t_full = time.perf_counter() - t
-            t = time.perf_counter()
-            tiled = predict_scene(
-                model,
-                ms,
-                pan,
-                tile=FLAGS.tile,
-                overlap=FLAGS.overlap,
-                batch_size=FLAGS.batch_size,
-                verbose=0,
-            )
-            t_tiled = time.perf_counter() - t
-            diff = float(np.abs(tiled - full).max())
-            print(
-                f"| {name} | {n} | {FLAGS.tile} / {FLAGS.overlap} | {diff:.2e} | "
-                f"{t_tiled:.1f} | {t_full:.1f} |",
-                flush=True,
-            )
+            schemes = ["auto"] + (["false"] if global_statistics_layers(model) else [])
+            for scheme in schemes:
+                exact = {"auto": "auto", "false": False}[scheme]
+                t = time.perf_counter()
+                tiled = predict_scene(
+                    model,
+                    ms,
+                    pan,
+                    tile=FLAGS.tile,
+                    overlap=FLAGS.overlap,
+                    batch_size=FLAGS.batch_size,
+                    verbose=0,
+                    exact=exact,
+                )
+                t_tiled = time.perf_counter() - t
+                diff = float(np.abs(tiled - full).max())
+                label = (
+                    "blending"
+                    if scheme == "false" or not global_statistics_layers(model)
+                    else f"exact ({len(global_statistics_layers(model)) + 1} passes)"
+                )
+                print(
+                    f"| {name} | {n} | {label} | {FLAGS.tile} / {FLAGS.overlap} | "
+                    f"{diff:.2e} | {t_tiled:.1f} | {t_full:.1f} |",
+                    flush=True,
+                )
         return
     model = _model(FLAGS.models[0], FLAGS.bands)
     rss0 = _rss_mb()
@@ -117,6 +132,7 @@ def main(argv):
         batch_size=FLAGS.batch_size,
         max_value=2047.0,
         verbose=1,
+        exact={"auto": "auto", "true": True, "false": False}[FLAGS.exact],
     )
     dt = time.perf_counter() - t
     print(
