@@ -104,3 +104,58 @@ def test_serve_writes_georeferenced_geotiff(trained, tmp_path):
     assert tags[33922][3:5] == (500000.0, 4000000.0)
     assert tuple(tags[34735]) == (1, 1, 0, 1, 3072, 0, 1, 32633)
     assert (tmp_path / "fused.png").is_file()
+
+
+_INTERRUPT_AFTER_FIRST_BACKUP = """
+import keras
+
+# CSVLogger is train_multi's last callback: once it has run, epoch 1 is
+# fully recorded (backup, checkpoint, history). Crash right there.
+_orig = keras.callbacks.CSVLogger.on_epoch_end
+
+
+def _on_epoch_end(self, epoch, logs=None):
+    _orig(self, epoch, logs)
+    if epoch == 0:
+        raise KeyboardInterrupt("simulated interruption after epoch 1")
+
+
+keras.callbacks.CSVLogger.on_epoch_end = _on_epoch_end
+"""
+
+
+def test_train_multi_resumes_after_interruption(tmp_path):
+    """Killed after epoch 1, the same command resumes at epoch 2 of 2."""
+    out = tmp_path / "run"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_INTERRUPT_AFTER_FIRST_BACKUP)
+    args = [
+        str(ROOT / "examples" / "train_multi.py"),
+        "--epochs=2",
+        "--steps_per_epoch=2",
+        "--batch_size=2",
+        "--patch_size=32",
+        "--eval_samples=2",
+        "--test_images=1",
+        "--verbose=2",
+        "--noexport",
+        f"--model={MODEL}",
+        f"--output_dir={out}",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = os.pathsep.join([str(hook), str(ROOT)])
+    crashed = subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert crashed.returncode != 0
+    assert "simulated interruption" in crashed.stderr
+    assert (out / "backup").is_dir()
+    assert not (out / "results.json").exists()
+
+    stdout = _run(args, cwd=tmp_path)
+    assert "Epoch 2/2" in stdout and "Epoch 1/2" not in stdout
+    history = (out / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in history[1:]] == ["0", "1"]
+    assert (out / "results.json").is_file()
+    assert not (out / "backup").exists()
