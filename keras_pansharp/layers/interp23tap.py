@@ -45,8 +45,23 @@ def _interleave(a, b, axis: int):
     return ops.reshape(stacked, new_shape)
 
 
+class _RatioUpsample(keras.layers.Layer):
+    """Shared shape and config logic of the upsamplers (`self.ratio`)."""
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        h = None if h is None else h * self.ratio
+        w = None if w is None else w * self.ratio
+        return (b, h, w, c)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"ratio": self.ratio})
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_pansharp")
-class Interp23Tap(keras.layers.Layer):
+class Interp23Tap(_RatioUpsample):
     """The toolbox's 23-tap polynomial interpolator (`interp23tap`).
 
     Upsamples a low-resolution multispectral image by `ratio` (4 = two x2
@@ -131,24 +146,13 @@ class Interp23Tap(keras.layers.Layer):
             x = self._stage_axis(x, 2, phase, taps_h, taps_w)
         return x
 
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        h = None if h is None else h * self.ratio
-        w = None if w is None else w * self.ratio
-        return (b, h, w, c)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"ratio": self.ratio})
-        return config
-
 
 def _is_float(dtype) -> bool:
     return "float" in keras.backend.standardize_dtype(dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_pansharp")
-class BicubicUpsample(keras.layers.Layer):
+class BicubicUpsample(_RatioUpsample):
     """Bicubic upsampling by `ratio` (`keras.ops.image.resize`, no antialias).
 
     The paper's own pipeline makes its upsampled MS with bicubic
@@ -192,14 +196,3 @@ class BicubicUpsample(keras.layers.Layer):
         return ops.image.resize(
             inputs, size, interpolation="bicubic", data_format="channels_last"
         )
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        h = None if h is None else h * self.ratio
-        w = None if w is None else w * self.ratio
-        return (b, h, w, c)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"ratio": self.ratio})
-        return config
