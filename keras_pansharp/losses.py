@@ -27,6 +27,17 @@ __all__ = [
 ]
 
 
+def _gaussian_taps(size: int, sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian taps (float64); validates the arguments."""
+    if size % 2 != 1 or size < 1:
+        raise ValueError(f"window size must be a positive odd integer, got {size}")
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-0.5 * (r / sigma) ** 2)
+    return g / g.sum()
+
+
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     """Normalised 2-D Gaussian window.
 
@@ -40,13 +51,7 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
         truncate=3.5)` uses, i.e. scikit-image's SSIM with
         `gaussian_weights=True`.
     """
-    if size % 2 != 1 or size < 1:
-        raise ValueError(f"window size must be a positive odd integer, got {size}")
-    if sigma <= 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    g = np.exp(-0.5 * (r / sigma) ** 2)
-    g /= g.sum()
+    g = _gaussian_taps(size, sigma)
     return np.outer(g, g).astype("float32")
 
 
@@ -101,12 +106,16 @@ def ssim(
     channels = y_pred.shape[-1]
     if channels is None:
         raise ValueError("the band axis (last) of y_pred must have a static size")
-    win = gaussian_window(window_size, sigma)
-    kernel = np.tile(win[:, :, None, None], (1, 1, channels, 1))
-    kernel = ops.cast(ops.convert_to_tensor(kernel), dtype)
+    # The Gaussian window is separable: filter columns, then rows.
+    taps = _gaussian_taps(window_size, sigma)
+    k_v = np.tile(taps.reshape(-1, 1, 1, 1), (1, 1, channels, 1))
+    k_h = np.tile(taps.reshape(1, -1, 1, 1), (1, 1, channels, 1))
+    k_v = ops.cast(ops.convert_to_tensor(k_v), dtype)
+    k_h = ops.cast(ops.convert_to_tensor(k_h), dtype)
 
     def filt(x):
-        return ops.depthwise_conv(x, kernel, strides=1, padding="valid")
+        x = ops.depthwise_conv(x, k_v, strides=1, padding="valid")
+        return ops.depthwise_conv(x, k_h, strides=1, padding="valid")
 
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
@@ -117,7 +126,17 @@ def ssim(
     sxy = filt(y_true * y_pred) - mu_x * mu_y
     num = (2.0 * mu_x * mu_y + c1) * (2.0 * sxy + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2)
-    return ops.mean(num / den, axis=(1, 2, 3))
+    # Mean over the map in two stages (accurate float32 sums on TensorFlow),
+    # then over the bands.
+    return ops.mean(ops.mean(ops.mean(num / den, axis=2), axis=1), axis=-1)
+
+
+def _l1(y_true, y_pred):
+    """Per-sample mean absolute error of `(B, H, W, C)` batches."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    _check_pair(y_true, y_pred)
+    return ops.mean(ops.abs(y_pred - y_true), axis=(1, 2, 3))
 
 
 @keras.saving.register_keras_serializable(package="keras_pansharp")
@@ -136,10 +155,7 @@ class L1Loss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):
-        y_pred = ops.convert_to_tensor(y_pred)
-        y_true = ops.cast(y_true, y_pred.dtype)
-        _check_pair(y_true, y_pred)
-        return ops.mean(ops.abs(y_pred - y_true), axis=(1, 2, 3))
+        return _l1(y_true, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="keras_pansharp")
@@ -168,7 +184,7 @@ class SSIMLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        gaussian_window(window_size, sigma)  # validates the arguments
+        _gaussian_taps(window_size, sigma)  # validates the arguments
         self.data_range = float(data_range)
         self.window_size = int(window_size)
         self.sigma = float(sigma)
@@ -193,7 +209,7 @@ class SSIMLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="keras_pansharp")
-class PanSharpLoss(keras.losses.Loss):
+class PanSharpLoss(SSIMLoss):
     """The PanTiny paper's loss: `l1_weight * L1 + ssim_weight * (1 - SSIM)`.
 
     With the defaults (1.5 and 4.0) this is the loss of the paper's training
@@ -222,35 +238,22 @@ class PanSharpLoss(keras.losses.Loss):
         reduction="sum_over_batch_size",
         dtype=None,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        gaussian_window(window_size, sigma)
+        super().__init__(
+            data_range=data_range,
+            window_size=window_size,
+            sigma=sigma,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+        )
         self.l1_weight = float(l1_weight)
         self.ssim_weight = float(ssim_weight)
-        self.data_range = float(data_range)
-        self.window_size = int(window_size)
-        self.sigma = float(sigma)
 
     def call(self, y_true, y_pred):
-        y_pred = ops.convert_to_tensor(y_pred)
-        y_true = ops.cast(y_true, y_pred.dtype)
-        _check_pair(y_true, y_pred)
-        l1 = ops.mean(ops.abs(y_pred - y_true), axis=(1, 2, 3))
-        s = ssim(
-            y_true,
-            y_pred,
-            data_range=self.data_range,
-            window_size=self.window_size,
-            sigma=self.sigma,
-        )
-        return self.l1_weight * l1 + self.ssim_weight * (1.0 - s)
+        l1 = _l1(y_true, y_pred)
+        return self.l1_weight * l1 + self.ssim_weight * super().call(y_true, y_pred)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            l1_weight=self.l1_weight,
-            ssim_weight=self.ssim_weight,
-            data_range=self.data_range,
-            window_size=self.window_size,
-            sigma=self.sigma,
-        )
+        config.update(l1_weight=self.l1_weight, ssim_weight=self.ssim_weight)
         return config
