@@ -215,6 +215,34 @@ register_sensor(
     aliases=("geoeye", "geoeye-1", "ge1", "wv4", "worldview4"),
 )
 
+# Pleiades and SPOT-6/7 (blue, green, red, NIR; 12-bit). The reference
+# toolbox has no MTF values for them: the toolbox defaults (0.3 MS, 0.15 PAN)
+# are used, as its `genMTF` does for any unlisted sensor.
+register_sensor(
+    Sensor(
+        name="Pleiades",
+        band_names=_RGBN,
+        bit_depth=12,
+        max_value=4095.0,
+        ms_gnyq=(0.3,) * 4,
+        pan_gnyq=0.15,
+        toolbox_name="none",
+    ),
+    aliases=("phr", "pleiades1a", "pleiades1b", "pleiades-1a", "pleiades-1b"),
+)
+register_sensor(
+    Sensor(
+        name="SPOT6",
+        band_names=_RGBN,
+        bit_depth=12,
+        max_value=4095.0,
+        ms_gnyq=(0.3,) * 4,
+        pan_gnyq=0.15,
+        toolbox_name="none",
+    ),
+    aliases=("spot-6", "spot7", "spot-7"),
+)
+
 
 def generic_sensor(
     num_bands: int,

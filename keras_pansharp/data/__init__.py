@@ -3,12 +3,18 @@
 - `PanCollectionReader`, `FolderReader`, `ArrayReader`, `read_scene`,
   `read_image`: validated readers of the formats users have.
 - `MultiSensorDataset`: balanced multi-sensor batches for `model.fit`.
+- `FullResolutionDataset`: no-reference crops of real scenes for
+  full-resolution training with `NoReferenceLoss`.
 - `make_training_set`: Wald's-protocol patch maker (CLI:
   `python -m keras_pansharp.data.prepare`).
 - `synthetic`: built-in WV2/WV3/GF2-like data (`synthetic.ensure_datasets()`).
 """
 
 from keras_pansharp.data import synthetic
+from keras_pansharp.data.full_resolution import (
+    FullResolutionDataset,
+    RadiometricAugmentation,
+)
 from keras_pansharp.data.multi_sensor import MultiSensorDataset
 from keras_pansharp.data.patches import (
     make_training_set,
@@ -32,6 +38,8 @@ __all__ = [
     "DataFormatError",
     "FolderReader",
     "MultiSensorDataset",
+    "FullResolutionDataset",
+    "RadiometricAugmentation",
     "PairReader",
     "PanCollectionReader",
     "Scene",

@@ -6,6 +6,23 @@ import keras
 from keras import ops
 
 
+def replicate_pad(x, padding: int):
+    """Pad a `(B, H, W, C)` tensor by `padding` edge pixels on each side.
+
+    The function behind `ReplicatePadding2D` (slicing and concatenation, so
+    it works on every backend and with dynamic sizes).
+    """
+    p = int(padding)
+    if p == 0:
+        return x
+    top = ops.repeat(x[:, :1], p, axis=1)
+    bottom = ops.repeat(x[:, -1:], p, axis=1)
+    x = ops.concatenate([top, x, bottom], axis=1)
+    left = ops.repeat(x[:, :, :1], p, axis=2)
+    right = ops.repeat(x[:, :, -1:], p, axis=2)
+    return ops.concatenate([left, x, right], axis=2)
+
+
 @keras.saving.register_keras_serializable(package="keras_pansharp")
 class ReplicatePadding2D(keras.layers.Layer):
     """Pad height and width by repeating the border pixels.
@@ -49,15 +66,7 @@ class ReplicatePadding2D(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        p = self.padding
-        if p == 0:
-            return inputs
-        top = ops.repeat(inputs[:, :1], p, axis=1)
-        bottom = ops.repeat(inputs[:, -1:], p, axis=1)
-        x = ops.concatenate([top, inputs, bottom], axis=1)
-        left = ops.repeat(x[:, :, :1], p, axis=2)
-        right = ops.repeat(x[:, :, -1:], p, axis=2)
-        return ops.concatenate([left, x, right], axis=2)
+        return replicate_pad(inputs, self.padding)
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape

@@ -28,12 +28,11 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
-from keras_pansharp.losses import ssim
-from keras_pansharp.metrics.reference import onion_structure_tensor
+from keras_pansharp.losses.supervised import ssim
 from keras_pansharp.sensors import Sensor, get_sensor
+from keras_pansharp.utils.q2n import q2n_blocks
 
 __all__ = ["SAM", "ERGAS", "Q2n", "SCC", "PSNR", "SSIM"]
 
@@ -316,51 +315,7 @@ class Q2n(_PerImageMetric):
             pad = ((0, 0), (0, eh), (0, ew), (0, 0))
             g = ops.pad(g, pad, mode="symmetric")
             f = ops.pad(f, pad, mode="symmetric")
-        n = 1 << (c - 1).bit_length()
-        if n > c:
-            zpad = ((0, 0), (0, 0), (0, 0), (0, n - c))
-            g = ops.pad(g, zpad)
-            f = ops.pad(f, zpad)
-        hh, ww = h + eh, w + ew
-        nb, npix = (hh // s) * (ww // s), s * s
-
-        def blocks(x):
-            x = ops.reshape(x, (-1, hh // s, s, ww // s, s, n))
-            x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-            return ops.reshape(x, (-1, nb, npix, n))
-
-        g, f = blocks(g), blocks(f)
-        a = ops.mean(g, axis=2, keepdims=True)
-        dg = g - a
-        sd = ops.sqrt(ops.sum(dg * dg, axis=2, keepdims=True) / (npix - 1))
-        sd = ops.where(sd > 0, sd, ops.full_like(sd, 1e-8))
-        zg = dg / sd
-        zf = ops.where(a == 0, f - a + 1.0, (f - a) / sd + 1.0)
-        f0 = zf[:, :, :1, :]
-        mf = f0 + ops.mean(zf - f0, axis=2, keepdims=True)
-        sign = np.ones((n,), dtype=self.dtype)
-        sign[1:] = -1.0
-        zf = (zf - mf) * sign
-        mf = (mf * sign)[:, :, 0, :]
-        mg2 = float(n)  # |mean z|^2: the normalised GT has mean 1 per band
-        mf2 = ops.sum(mf * mf, axis=-1)
-        mean_bias = 2.0 * math.sqrt(mg2) * ops.sqrt(mf2) / (mg2 + mf2)
-        unb = npix / (npix - 1.0)
-        var_sum = unb * (
-            ops.sum(ops.mean(zg * zg, axis=2), axis=-1)
-            + ops.sum(ops.mean(zf * zf, axis=2), axis=-1)
-        )
-        cross = ops.einsum("bkpi,bkpj->bkij", zg, zf) / npix
-        t = onion_structure_tensor(n).astype(self.dtype)
-        qv = unb * ops.einsum("kij,bnij->bnk", t, cross)
-        flat = var_sum == 0
-        safe = ops.where(flat, ops.ones_like(var_sum), var_sum)
-        q = qv * ops.expand_dims(mean_bias * 2.0 / safe, -1)
-        last = np.zeros((n,), dtype=self.dtype)
-        last[-1] = 1.0
-        q_flat = ops.expand_dims(mean_bias, -1) * last
-        q = ops.where(ops.expand_dims(flat, -1), q_flat, q)
-        return ops.mean(ops.sqrt(ops.sum(q * q, axis=-1)), axis=-1)
+        return q2n_blocks(g, f, s)
 
     @staticmethod
     def _quantise(x):

@@ -6,7 +6,7 @@
 - `PanSharpLoss`: the paper's weighted sum `1.5 * L1 + 4 * (1 - SSIM)`
   (REFERENCE section 7).
 
-All three take `(y_true, y_pred)` batches `(B, H, W, C)` and return one value
+The supervised losses take `(y_true, y_pred)` batches `(B, H, W, C)` and return one value
 per sample, so Keras' default `"sum_over_batch_size"` reduction gives the batch
 mean (equal to PyTorch's `L1Loss()` mean over every element when all samples
 have the same size).
