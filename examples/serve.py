@@ -1,6 +1,6 @@
-"""Pan-sharpen a scene with an exported SavedModel; write GeoTIFF + PNG.
+"""Pan-sharpen a scene with a SavedModel or a Keras model; write GeoTIFF + PNG.
 
-Needs only the SavedModel written by `examples/train_multi.py` (or
+With the SavedModel written by `examples/train_multi.py` (or
 `keras_pansharp.export_saved_model`), TensorFlow and this package's readers:
 
     python examples/serve.py --saved_model runs/train_multi/saved_model \
@@ -8,6 +8,14 @@ Needs only the SavedModel written by `examples/train_multi.py` (or
 
     python examples/serve.py --saved_model runs/train_multi/saved_model \
         --scene scene.mat --sensor wv3 --output fused.tif
+
+With a Keras model (a `.keras` file or a preset name such as the shipped,
+pretrained `pantiny_multisensor`), optionally fine-tuned on the scene itself
+first (`--adapt`: `keras_pansharp.adapt`, no-reference, bounded steps; on a
+centred crop of at most `--adapt_crop` PAN pixels a side):
+
+    python examples/serve.py --model pantiny_multisensor --adapt \
+        --ms ms.tif --pan pan.tif --sensor qb --output fused.tif
 
 The scene (GeoTIFF pair or one `.mat` file, DN) is normalised by the sensor's
 max DN, fused tile by tile (`keras_pansharp.predict_scene`, overlap blending,
@@ -34,7 +42,13 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("saved_model", None, "SavedModel directory.", required=True)
+flags.DEFINE_string("saved_model", None, "SavedModel directory.")
+flags.DEFINE_string(
+    "model", None, "Keras model: a .keras file or a preset (pantiny_multisensor)."
+)
+flags.DEFINE_bool("adapt", False, "Fine-tune --model on the scene first (no GT).")
+flags.DEFINE_integer("adapt_steps", 100, "Optimiser steps of --adapt.")
+flags.DEFINE_integer("adapt_crop", 1024, "Max PAN side of the crop --adapt uses.")
 flags.DEFINE_string("ms", None, "MS image file (GeoTIFF, .mat) or .mat scene.")
 flags.DEFINE_string("pan", None, "PAN image file (GeoTIFF, .mat).")
 flags.DEFINE_string("scene", None, "One .mat file holding both MS and PAN.")
@@ -121,6 +135,41 @@ def _quicklook(fused: np.ndarray, rgb: tuple[int, int, int], size: int) -> np.nd
     return out
 
 
+def _keras_model():
+    """`--model`: a `.keras` file or a PanTiny preset name."""
+    import keras
+
+    import keras_pansharp as kp
+
+    if FLAGS.model.endswith(".keras"):
+        if not Path(FLAGS.model).is_file():
+            raise app.UsageError(f"--model {FLAGS.model}: file not found")
+        model = keras.saving.load_model(FLAGS.model)
+    else:
+        model = kp.PanTiny.from_preset(FLAGS.model)
+    model.bands = getattr(model, "bands", model.output_shape[-1])
+    return model
+
+
+def _adapt(model, ms, pan, sensor):
+    """Fine-tune on a centred crop of the scene; print FR scores."""
+    import keras_pansharp as kp
+
+    h, w = ms.shape[:2]
+    side = max(FLAGS.adapt_crop // 4, 8)
+    i0, j0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    ms_c = np.asarray(ms[i0 : i0 + side, j0 : j0 + side])
+    pan_c = np.asarray(pan[4 * i0 : 4 * (i0 + side), 4 * j0 : 4 * (j0 + side)])
+    print(f"Adapting on a {pan_c.shape} PAN crop for {FLAGS.adapt_steps} steps")
+    res = kp.adapt(model, ms_c, pan_c, sensor=sensor, steps=FLAGS.adapt_steps)
+    print(
+        f"Crop HQNR {res.before['hqnr']:.4f} -> {res.after['hqnr']:.4f} "
+        f"(no-reference loss {res.loss_before:.4f} -> {res.loss_after:.4f}, "
+        f"{res.seconds:.1f} s)"
+    )
+    return res.model
+
+
 def main(argv):
     del argv
     import imageio.v3 as iio
@@ -145,7 +194,11 @@ def main(argv):
     else:
         raise app.UsageError("give --scene FILE.mat, or --ms and --pan")
     sensor = get_sensor(FLAGS.sensor)
-    model = ServedModel(FLAGS.saved_model)
+    if bool(FLAGS.saved_model) == bool(FLAGS.model):
+        raise app.UsageError("give exactly one of --saved_model and --model")
+    if FLAGS.adapt and not FLAGS.model:
+        raise app.UsageError("--adapt fine-tunes a Keras model: use --model")
+    model = ServedModel(FLAGS.saved_model) if FLAGS.saved_model else _keras_model()
     ms = scene.ms
     if model.bands != ms.shape[-1]:
         if model.bands == 4 and ms.shape[-1] > 4:
@@ -162,6 +215,8 @@ def main(argv):
         f"Scene {scene.source}: ms {ms.shape}, pan {scene.pan.shape}, "
         f"{sensor.name} (max DN {max_value:g})"
     )
+    if FLAGS.adapt:
+        model = _adapt(model, ms, scene.pan, sensor)
     fused = predict_scene(
         model,
         ms,

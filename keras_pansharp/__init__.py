@@ -62,18 +62,23 @@ from keras_pansharp.callbacks import FREvaluation, RREvaluation
 # --- data (keras_pansharp.data) ---
 # isort: split
 from keras_pansharp import data
-from keras_pansharp.data import MultiSensorDataset
+from keras_pansharp.data import FullResolutionDataset, MultiSensorDataset
 
 # --- losses / recipes ---
 # isort: split
 from keras_pansharp import losses, recipes
-from keras_pansharp.losses import L1Loss, PanSharpLoss, SSIMLoss
+from keras_pansharp.losses import L1Loss, NoReferenceLoss, PanSharpLoss, SSIMLoss
 
 # --- export and inference (keras_pansharp.export) ---
 # isort: split
 from keras_pansharp import export, inference
 from keras_pansharp.export import export_saved_model
 from keras_pansharp.inference import predict_scene
+
+# --- target adaptation (keras_pansharp.adaptation) ---
+# isort: split
+from keras_pansharp import adaptation
+from keras_pansharp.adaptation import AdaptResult, adapt
 
 # --- utils (keras_pansharp.utils) ---
 # isort: split

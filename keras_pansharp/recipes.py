@@ -37,6 +37,7 @@ __all__ = [
     "paper",
     "paper_optimizer",
     "no_reference",
+    "NO_REFERENCE_LOSS",
     "default_jit_compile",
     "PAPER_BATCH_SIZE",
     "PAPER_PATCH_SIZE",
@@ -191,6 +192,19 @@ def paper(
     )
     return model
 
+
+#: `NoReferenceLoss` weights of the pretraining recipe
+#: (`examples/pretrain.py`) and of `keras_pansharp.adapt`: lambda-PNN's
+#: alpha and gamma, a doubled spectral weight, QNR's D_s term and 8-pixel
+#: (MS-scale) Q2n blocks, i.e. the 32-pixel PAN-scale blocks of HQNR's
+#: D_lambda^K (measured in docs/generalization.md).
+NO_REFERENCE_LOSS = {
+    "alpha": 0.05,
+    "beta": 2.5,
+    "gamma": 3.75,
+    "delta": 1.0,
+    "block_size": 8,
+}
 
 #: Learning rate of `no_reference` (lambda-PNN's from-scratch WV3 rate is
 #: 2e-4 at batch 4; measured here at batch 8 on 64 x 64 crops).

@@ -6,7 +6,7 @@ the packed target of `keras_pansharp.losses.NoReferenceLoss`, so that
 `model.fit(dataset)` trains at full resolution:
 
     ({"ms": (B, p/4, p/4, C), "pan": (B, p, p, 1), "lms": (B, p, p, C)},
-     y_true (B, p, p, 2C + 2))
+     y_true (B, p, p, 2C + 3))
 
 Every crop keeps the MS sampling grid: `lms[2::4, 2::4] == ms` exactly, also
 after the augmentations (a flipped crop is taken one PAN pixel further, so the
@@ -51,6 +51,9 @@ class RadiometricAugmentation:
             PAN and LMS (1, 1 disables).
         band_jitter: half-width of a uniform per-band MS gain `1 + U(-j, j)`
             (the PAN is unchanged).
+        pan_gain_range: `(low, high)` of a log-uniform extra PAN gain
+            relative to the MS (sensors differ in PAN-to-MS radiometry);
+            `(1, 1)` disables.
         noise_std: standard deviation of additive Gaussian PAN noise, in
             normalised units, drawn uniformly in `[0, noise_std]` per sample
             (the MS is left alone so that `lms[2::4, 2::4] == ms` holds).
@@ -61,6 +64,7 @@ class RadiometricAugmentation:
 
     gain_range: tuple[float, float] = (0.5, 2.0)
     band_jitter: float = 0.1
+    pan_gain_range: tuple[float, float] = (1.0, 1.0)
     noise_std: float = 0.0
     bit_depths: tuple[int, ...] = (8, 10, 11, 12)
     quantize_prob: float = 0.3
@@ -70,6 +74,11 @@ class RadiometricAugmentation:
         if not 0 < lo <= hi:
             raise ValueError(
                 f"gain_range must be 0 < low <= high, got {self.gain_range}."
+            )
+        plo, phi = self.pan_gain_range
+        if not 0 < plo <= phi:
+            raise ValueError(
+                f"pan_gain_range must be 0 < low <= high, got {self.pan_gain_range}."
             )
         if not 0 <= self.band_jitter < 1:
             raise ValueError(f"band_jitter must be in [0, 1), got {self.band_jitter}.")
@@ -203,7 +212,7 @@ class FullResolutionDataset(keras.utils.PyDataset):
             raise ValueError(
                 "Scenes have different band counts; use bands='rgbn' to mix them."
             )
-        self.num_bands = (counts.pop() - 2) // 2
+        self.num_bands = (counts.pop() - 3) // 2
 
     def loss(self, **kwargs) -> NoReferenceLoss:
         """A `NoReferenceLoss` over this dataset's sensors (kwargs: weights)."""
@@ -231,7 +240,7 @@ class FullResolutionDataset(keras.utils.PyDataset):
         return x, target
 
     def sample(self, rng: np.random.Generator):
-        """One `(ms (p/4, p/4, C), target (p, p, 2C + 2))` crop."""
+        """One `(ms (p/4, p/4, C), target (p, p, 2C + 3))` crop."""
         i = int(rng.integers(len(self._ms)))
         ms_full, tgt_full = self._ms[i], self._target[i]
         p, q = self.patch_size, self.patch_size // RATIO
@@ -268,7 +277,9 @@ class FullResolutionDataset(keras.utils.PyDataset):
         factor = (gain * band).astype("float32")
         ms *= factor
         tgt[..., :c] *= factor
-        tgt[..., c] *= gain
+        plo, phi = aug.pan_gain_range
+        pan_gain = float(np.exp(rng.uniform(np.log(plo), np.log(phi))))
+        tgt[..., c : c + 2] *= gain * pan_gain
         sigma = float(rng.uniform(0.0, aug.noise_std)) if aug.noise_std else 0.0
         if sigma:
             # PAN noise only: the LMS must keep its exact MS samples.
@@ -276,5 +287,5 @@ class FullResolutionDataset(keras.utils.PyDataset):
             tgt[..., c] += noise.astype("float32")
         if aug.quantize_prob and rng.uniform() < aug.quantize_prob:
             levels = float(2 ** int(rng.choice(aug.bit_depths)) - 1)
-            for a in (ms, tgt[..., : c + 1]):
+            for a in (ms, tgt[..., : c + 2]):
                 np.clip(np.round(a * levels) / levels, 0.0, None, out=a)

@@ -34,8 +34,15 @@ documented here:
 - one loss serves several sensors in one batch: the target carries a sensor
   index that selects the sensor's MTF kernels.
 
+Optionally (`delta > 0`) a fourth term is QNR's own spatial distortion
+`D_s = mean_b |Q(F_b, PAN) - Q(LMS_b, PAN_LP)|` (block UIQI on `ds_block`
+blocks at PAN scale, `PAN_LP = interp23tap(imresize(PAN, 1/4))`), the
+no-reference criterion of unsupervised QNR-loss pan-sharpening; it is not
+part of lambda-PNN.
+
 The target (`y_true`) is packed channels-last as
-`[lms (C) | pan (1) | threshold (C) | sensor index (1)]`, `(B, H, W, 2C + 2)`;
+`[lms (C) | pan (1) | pan_lp (1) | threshold (C) | sensor index (1)]`,
+`(B, H, W, 2C + 3)`;
 `no_reference_target` builds it for a whole scene in NumPy and
 `keras_pansharp.data.FullResolutionDataset` yields crops of it.
 """
@@ -56,6 +63,7 @@ __all__ = [
     "no_reference_target",
     "local_correlation",
     "unpack_target",
+    "block_uiqi",
 ]
 
 RATIO = 4
@@ -175,16 +183,16 @@ def no_reference_target(
             windows (8, as lambda-PNN).
 
     Returns:
-        float32 `(4h, 4w, 2C + 2)`: `[lms | pan | threshold | sensor index]`,
-        with `lms` and `pan` divided by `max_value`.
+        float32 `(4h, 4w, 2C + 3)`: `[lms | pan | pan_lp | threshold | sensor
+        index]`, with `lms`, `pan` and `pan_lp` divided by `max_value`.
 
     Example:
     >>> t = no_reference_target(ms, pan, "qb")  # doctest: +SKIP
     >>> t.shape                                 # doctest: +SKIP
-    (1024, 1024, 10)
+    (1024, 1024, 11)
     """
     from keras_pansharp.sensors import get_sensor
-    from keras_pansharp.signal import interp23tap, mtf_filter
+    from keras_pansharp.signal import imresize_bicubic, interp23tap, mtf_filter
     from keras_pansharp.signal._checks import as_float_image, as_pan, check_pair
 
     sensor = get_sensor(sensor)
@@ -204,26 +212,69 @@ def no_reference_target(
         raise ValueError(f"lms must have shape {(*pan.shape, c)}, got {lms.shape}.")
     pan_lp = mtf_filter(np.repeat(pan[:, :, None], c, axis=2), sensor)
     threshold = 1.0 - _local_correlation_np(pan_lp, lms, threshold_half_width)
+    pan_lr = interp23tap(imresize_bicubic(pan, 1.0 / RATIO)[:, :, None])
     sid = np.full((*pan.shape, 1), float(sensor_index))
-    out = np.concatenate([lms / scale, pan[:, :, None] / scale, threshold, sid], -1)
+    out = np.concatenate(
+        [lms / scale, pan[:, :, None] / scale, pan_lr / scale, threshold, sid], -1
+    )
     return out.astype("float32")
 
 
 def unpack_target(y_true, bands: int):
-    """Split a packed target into `(lms, pan, threshold, sensor_index)`."""
+    """Split a packed target into `(lms, pan, pan_lp, threshold, sensor_index)`."""
     c = int(bands)
-    if y_true.shape[-1] != 2 * c + 2:
+    if y_true.shape[-1] != 2 * c + 3:
         raise ValueError(
-            f"NoReferenceLoss expects y_true with 2C + 2 = {2 * c + 2} channels "
-            f"([lms | pan | threshold | sensor index], see no_reference_target) "
-            f"for a {c}-band prediction; got {y_true.shape[-1]}."
+            f"NoReferenceLoss expects y_true with 2C + 3 = {2 * c + 3} channels "
+            f"([lms | pan | pan_lp | threshold | sensor index], see "
+            f"no_reference_target) for a {c}-band prediction; got "
+            f"{y_true.shape[-1]}."
         )
     return (
         y_true[..., :c],
         y_true[..., c : c + 1],
-        y_true[..., c + 1 : 2 * c + 1],
-        y_true[..., 2 * c + 1],
+        y_true[..., c + 1 : c + 2],
+        y_true[..., c + 2 : 2 * c + 2],
+        y_true[..., 2 * c + 2],
     )
+
+
+def block_uiqi(x, y, block_size: int):
+    """Per-band UIQI on non-overlapping blocks, mean over blocks.
+
+    Args:
+        x: `(B, H, W, C)`; H and W static multiples of `block_size`.
+        y: `(B, H, W, C)` or `(B, H, W, 1)` (broadcast over bands).
+        block_size: block side in pixels.
+
+    Returns:
+        `(B, C)` mean block Q (Wang-Bovik; a flat block pair gives 1 when
+        the means agree, like the toolbox).
+    """
+    h, w = x.shape[1], x.shape[2]
+    s = int(block_size)
+    if h is None or w is None or h % s or w % s:
+        raise ValueError(f"block_uiqi: {h}x{w} is not a multiple of {s}.")
+
+    def blocks(t):
+        t = ops.reshape(t, (-1, h // s, s, w // s, s, t.shape[-1]))
+        return ops.reshape(
+            ops.transpose(t, (0, 1, 3, 2, 4, 5)),
+            (-1, h * w // (s * s), s * s, t.shape[-1]),
+        )
+
+    bx, by = blocks(x), blocks(y)
+    mx = ops.mean(bx, axis=2)
+    my = ops.mean(by, axis=2)
+    dx, dy = bx - mx[:, :, None], by - my[:, :, None]
+    vx = ops.mean(dx * dx, axis=2)
+    vy = ops.mean(dy * dy, axis=2)
+    cxy = ops.mean(dx * dy, axis=2)
+    num = 4.0 * cxy * mx * my
+    den = (vx + vy) * (mx * mx + my * my)
+    flat = 2.0 * mx * my / ops.maximum(mx * mx + my * my, 1e-12)
+    q = ops.where(vx + vy > 1e-12, num / ops.maximum(den, 1e-20), flat)
+    return ops.mean(q, axis=1)
 
 
 @keras.saving.register_keras_serializable(package="keras_pansharp")
@@ -243,13 +294,16 @@ class NoReferenceLoss(keras.losses.Loss):
         alpha: weight of the re-projected ERGAS.
         beta: weight of Khan's D_lambda (1 - Q2n) at MS scale.
         gamma: weight of the thresholded structural term.
+        delta: weight of QNR's D_s term (0: lambda-PNN's loss).
         block_size: Q2n block side at MS scale (32); smaller crops use their
             whole MS size as one block.
         corr_half_width: half-width of the structural term's windows
             (`ceil(ratio / 2)` = 2).
+        ds_block: block side of the D_s term at PAN scale (32, as QNR);
+            smaller crops use their whole size.
 
     Call arguments:
-        y_true: `(B, H, W, 2C + 2)` packed target (`no_reference_target`).
+        y_true: `(B, H, W, 2C + 3)` packed target (`no_reference_target`).
         y_pred: `(B, H, W, C)` fused image; H, W multiples of 4.
 
     Example:
@@ -264,15 +318,22 @@ class NoReferenceLoss(keras.losses.Loss):
         alpha: float = 0.05,
         beta: float = 1.25,
         gamma: float = 3.75,
+        delta: float = 0.0,
         block_size: int = 32,
         corr_half_width: int = 2,
+        ds_block: int = 32,
         name: str = "no_reference_loss",
         reduction="sum_over_batch_size",
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.sensors = _gain_sets(sensors)
-        for w, n in ((alpha, "alpha"), (beta, "beta"), (gamma, "gamma")):
+        for w, n in (
+            (alpha, "alpha"),
+            (beta, "beta"),
+            (gamma, "gamma"),
+            (delta, "delta"),
+        ):
             if not (np.isfinite(w) and w >= 0):
                 raise ValueError(f"{n} must be a finite weight >= 0, got {w}.")
         if int(block_size) < 2 or int(corr_half_width) < 1:
@@ -283,6 +344,8 @@ class NoReferenceLoss(keras.losses.Loss):
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)
+        self.delta = float(delta)
+        self.ds_block = int(ds_block)
         self.block_size = int(block_size)
         self.corr_half_width = int(corr_half_width)
         self.bands = len(self.sensors[0])
@@ -323,7 +386,7 @@ class NoReferenceLoss(keras.losses.Loss):
         return ops.sum(out * onehot[:, None, None, None, :], axis=-1)
 
     def terms(self, y_true, y_pred) -> dict:
-        """The three per-sample terms: `ergas`, `d_lambda_k` and `structural`.
+        """Per-sample terms: `ergas`, `d_lambda_k`, `structural` and `d_s`.
 
         Returns:
             Dict of `(B,)` tensors (unweighted).
@@ -335,7 +398,7 @@ class NoReferenceLoss(keras.losses.Loss):
                 "NoReferenceLoss expects (B, H, W, C) tensors; got y_true "
                 f"{tuple(y_true.shape)} and y_pred {tuple(y_pred.shape)}."
             )
-        lms, pan, thr, sid = unpack_target(y_true, self.bands)
+        lms, pan, pan_lp, thr, sid = unpack_target(y_true, self.bands)
         ms = lms[:, 2::RATIO, 2::RATIO, :]
         repro = self.reproject(y_pred, sid[:, 0, 0])
         # ERGAS (ratio 4) of the re-projection against the MS.
@@ -357,7 +420,13 @@ class NoReferenceLoss(keras.losses.Loss):
         t = thr[:, hw:-hw, hw:-hw, :]
         worst = ops.cast(x > t, x.dtype)
         structural = ops.mean(x * worst, axis=(1, 2, 3))
-        return {"ergas": ergas, "d_lambda_k": d_lambda_k, "structural": structural}
+        out = {"ergas": ergas, "d_lambda_k": d_lambda_k, "structural": structural}
+        if self.delta:
+            big = min(self.ds_block, y_pred.shape[1], y_pred.shape[2])
+            q_hr = block_uiqi(y_pred, pan, big)
+            q_lr = block_uiqi(lms, pan_lp, big)
+            out["d_s"] = ops.mean(ops.abs(q_hr - q_lr), axis=-1)
+        return out
 
     def call(self, y_true, y_pred):
         t = self.terms(y_true, y_pred)
@@ -365,6 +434,7 @@ class NoReferenceLoss(keras.losses.Loss):
             self.alpha * t["ergas"]
             + self.beta * t["d_lambda_k"]
             + self.gamma * t["structural"]
+            + (self.delta * t["d_s"] if self.delta else 0.0)
         )
 
     def get_config(self):
@@ -374,7 +444,9 @@ class NoReferenceLoss(keras.losses.Loss):
             alpha=self.alpha,
             beta=self.beta,
             gamma=self.gamma,
+            delta=self.delta,
             block_size=self.block_size,
             corr_half_width=self.corr_half_width,
+            ds_block=self.ds_block,
         )
         return config
