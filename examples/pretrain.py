@@ -41,8 +41,10 @@ import keras_pansharp as kp  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("shared_dir", str(real_scenes.DEFAULT_ROOT), "Real scenes.")
-flags.DEFINE_list("train_scenes", [], "Scenes to train on (default: all).")
-flags.DEFINE_integer("steps", 600, "Optimiser steps.")
+flags.DEFINE_list(
+    "train_scenes", list(real_scenes.TRAINABLE), "Scenes to train on (licensed)."
+)
+flags.DEFINE_integer("steps", 900, "Optimiser steps.")
 flags.DEFINE_integer("batch_size", 8, "Crops per step.")
 flags.DEFINE_integer("patch_size", 64, "PAN-scale crop side.")
 flags.DEFINE_float("learning_rate", 5e-4, "Initial learning rate (cosine decay).")
@@ -94,7 +96,7 @@ def main(argv):
     out = Path(FLAGS.output)
     if out.exists() and not FLAGS.overwrite:
         raise app.UsageError(f"{out} exists; pass --overwrite to replace it.")
-    scenes = real_scenes.load_scenes(FLAGS.shared_dir, FLAGS.train_scenes or None)
+    scenes = real_scenes.load_scenes(FLAGS.shared_dir, FLAGS.train_scenes)
     print(f"training on {sorted(scenes)} for {FLAGS.steps} steps", flush=True)
     t0 = time.perf_counter()
     model = train(scenes)
@@ -104,6 +106,9 @@ def main(argv):
     os.close(fd)
     try:
         model.save_weights(tmp, overwrite=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

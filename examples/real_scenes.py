@@ -6,6 +6,11 @@ both), sensor and a group name (scenes of one sensor type, for
 leave-one-sensor-out). The three 8-bit pairs are display-stretched
 WorldView-2 / QuickBird 4-band crops of unknown exact sensor: they use an
 8-bit generic sensor (max DN 255, toolbox default MTF gains).
+
+`TRAINABLE` are the scenes whose sources publish a licence that allows
+using them (`../shared/data/README.md`); the 8-bit pairs come without a
+licence ("internal tests only"), so no shipped weights are trained on them:
+they are test scenes only, never seen in training by any benchmark fold.
 """
 
 from __future__ import annotations
@@ -44,6 +49,28 @@ SCENES = {
         None,
         "8bit",
     ),
+}
+
+
+#: Scenes that training may use (published licence); the others are test-only.
+TRAINABLE = (
+    "wv3_spacenet",
+    "wv3_zpnn",
+    "qb_abfnet",
+    "pleiades_urban",
+    "spot6_cropland",
+)
+
+#: Licence of each scene's source, for the model card.
+LICENCES = {
+    "wv3_spacenet": "SpaceNet AOI_4_Shanghai via sshuair/torchsat, CC BY-SA 4.0",
+    "wv3_zpnn": "matciotola/Z-PNN example (GRIP-UNINA), non-commercial",
+    "qb_abfnet": "hunchteller/ABFNet_Pansharpening",
+    "pleiades_urban": "liqilei/Code-for-Pansharpening-Publised-in-CPE",
+    "spot6_cropland": "liqilei/Code-for-Pansharpening-Publised-in-CPE",
+    "dgif1_8bit": "jianlihua123/Pansharpening_DGIF, no licence: test only",
+    "dgif5_8bit": "jianlihua123/Pansharpening_DGIF, no licence: test only",
+    "mountain_8bit": "liqilei/Code-for-Pansharpening-Publised-in-CPE, no licence: test only",
 }
 
 

@@ -34,7 +34,7 @@ ADAPT_DEFAULTS = {
     "steps": 100,
     "batch_size": 8,
     "patch_size": 64,
-    "learning_rate": 1e-4,
+    "learning_rate": 3e-4,
 }
 
 

@@ -14,7 +14,9 @@ from keras_pansharp.models.base import (
     pansharp_inputs,
 )
 
-#: Architecture presets (no weights: `from_preset` builds a fresh model).
+#: Presets. Architecture-only presets build a fresh model; presets with a
+#: `"weights"` entry also load that file shipped inside the package
+#: (`keras_pansharp/presets/`, no network), checked against its `"sha256"`.
 PANTINY_PRESETS: dict[str, dict] = {
     "pantiny": {
         "dim": 28,
@@ -31,6 +33,19 @@ PANTINY_PRESETS: dict[str, dict] = {
         "body_depth": 4,
         "description": "Larger published variant: dim 40, 4 heads, 4 + 4 blocks "
         "(195,912 parameters for 4 bands).",
+    },
+    "pantiny_multisensor": {
+        "bands": 4,
+        "dim": 28,
+        "num_heads": 2,
+        "encoder_depth": 3,
+        "body_depth": 3,
+        "weights": "pantiny_multisensor.weights.h5",
+        "sha256": "6f5a3f4e0af6d539f47f78b9c044ebb19c60c435be99a61f78a8b85d422faeec",
+        "description": "Pretrained PanTiny (4 bands: blue, green, red, NIR; "
+        "inputs divided by the sensor's max DN), trained without ground truth "
+        "on real full-resolution scenes of 6 sensor types "
+        "(docs/model_card.md).",
     },
 }
 
@@ -185,24 +200,36 @@ class PanTiny(PansharpModel):
 
     @classmethod
     def from_preset(cls, preset: str, **kwargs) -> PanTiny:
-        """Build PanTiny from an architecture preset.
+        """Build PanTiny from a preset, with its weights if it ships any.
 
-        Presets are architecture configurations only: **no weights are
-        downloaded or loaded**; the model is freshly initialised. Train it, or
-        load your own weights with `model.load_weights(...)`.
+        `"pantiny"` and `"pantiny_large"` are architecture configurations: the
+        model is freshly initialised. `"pantiny_multisensor"` is pretrained:
+        its weights are a file inside the package, loaded offline (nothing is
+        downloaded) and checked against the SHA-256 recorded in the preset.
 
         Args:
-            preset: `"pantiny"` (dim 28, 2 heads, 3 + 3 blocks) or
-                `"pantiny_large"` (dim 40, 4 heads, 4 + 4 blocks).
-            **kwargs: overrides of any constructor argument, e.g. `bands=8`
-                or `upsampler="bicubic"`.
+            preset: `"pantiny"` (dim 28, 2 heads, 3 + 3 blocks),
+                `"pantiny_large"` (dim 40, 4 heads, 4 + 4 blocks) or
+                `"pantiny_multisensor"` (pretrained 4-band `"pantiny"`; its
+                inputs are divided by the sensor's max DN).
+            **kwargs: overrides of constructor arguments, e.g. `bands=8` or
+                `upsampler="bicubic"`. For a pretrained preset only `name`
+                and `trainable` may be overridden (other values would not
+                match the weights).
 
         Returns:
             A new `PanTiny`.
 
+        Raises:
+            ValueError: unknown preset, an architecture override of a
+                pretrained preset, or a weight file whose hash does not match.
+
         Example:
         >>> PanTiny.from_preset("pantiny_large", bands=8).count_params()
         198792
+        >>> model = PanTiny.from_preset("pantiny_multisensor")
+        >>> model.bands
+        4
         """
         if preset not in PANTINY_PRESETS:
             raise ValueError(
@@ -211,5 +238,50 @@ class PanTiny(PansharpModel):
             )
         config = copy.deepcopy(PANTINY_PRESETS[preset])
         config.pop("description", None)
+        weights = config.pop("weights", None)
+        sha256 = config.pop("sha256", None)
+        if weights is not None:
+            fixed = sorted(set(kwargs) - {"name", "trainable"})
+            if fixed:
+                raise ValueError(
+                    f"Preset {preset!r} is pretrained; its architecture is fixed "
+                    f"(cannot override {fixed}). Build PanTiny(...) and load or "
+                    "fine-tune weights instead."
+                )
         config.update(kwargs)
-        return cls(**config)
+        model = cls(**config)
+        if weights is not None:
+            model.load_weights(preset_weights_path(weights, sha256))
+        return model
+
+
+def preset_weights_path(filename: str, sha256: str | None = None) -> str:
+    """Path of a weight file shipped in `keras_pansharp/presets/`.
+
+    Args:
+        filename: file name inside the package's `presets` folder.
+        sha256: expected hex digest; checked when given.
+
+    Returns:
+        The file's path (a real file of the installed package).
+
+    Raises:
+        ValueError: missing file or hash mismatch.
+    """
+    import hashlib
+    from importlib import resources
+
+    path = resources.files("keras_pansharp") / "presets" / filename
+    if not path.is_file():
+        raise ValueError(
+            f"Pretrained weights {filename!r} are missing from the installed "
+            f"package ({path}); reinstall keras-pansharp."
+        )
+    if sha256 is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != sha256:
+            raise ValueError(
+                f"Pretrained weights {path} have SHA-256 {digest}, expected "
+                f"{sha256}: the file is corrupted or was replaced."
+            )
+    return str(path)
