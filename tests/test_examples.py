@@ -159,3 +159,35 @@ def test_train_multi_resumes_after_interruption(tmp_path):
     assert [row.split(",")[0] for row in history[1:]] == ["0", "1"]
     assert (out / "results.json").is_file()
     assert not (out / "backup").exists()
+
+
+def test_serve_pretrained_with_adapt(tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(1)
+    pan = rng.integers(200, 1800, (96, 96)).astype(np.uint16)
+    ms = np.stack([pan[2::4, 2::4] // (b + 2) + 50 for b in range(4)], -1)
+    tifffile.imwrite(
+        tmp_path / "ms.tif",
+        ms.astype(np.uint16),
+        photometric="minisblack",
+        planarconfig="contig",
+    )
+    tifffile.imwrite(tmp_path / "pan.tif", pan)
+    result = _run(
+        [
+            str(ROOT / "examples" / "serve.py"),
+            "--model=pantiny_multisensor",
+            "--adapt",
+            "--adapt_steps=2",
+            f"--ms={tmp_path / 'ms.tif'}",
+            f"--pan={tmp_path / 'pan.tif'}",
+            "--sensor=qb",
+            "--tile=96",
+            f"--output={tmp_path / 'fused.tif'}",
+        ],
+        cwd=tmp_path,
+    )
+    assert "HQNR" in result
+    fused = tifffile.imread(tmp_path / "fused.tif")
+    assert fused.shape == (96, 96, 4) and fused.dtype == np.uint16

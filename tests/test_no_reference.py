@@ -349,3 +349,12 @@ def test_shipped_weights_hash_matches_docs():
     card = Path(__file__).resolve().parents[1] / "docs" / "model_card.md"
     found = re.findall(r"SHA-256[^`]*`([0-9a-f]{64})`", card.read_text())
     assert found and found[0] == digest
+
+
+def test_get_model_pretrained_name():
+    model = kp.get_model("pantiny_multisensor")
+    ref = kp.PanTiny.from_preset("pantiny_multisensor")
+    for a, b in zip(model.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="4-band"):
+        kp.get_model("pantiny_multisensor", bands=8)

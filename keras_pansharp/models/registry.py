@@ -19,8 +19,14 @@ BASELINES: dict[str, type] = {
     "fusionnet": FusionNet,
 }
 
-#: Every name `get_model` accepts (`"pantiny_large"` is PanTiny's large preset).
-MODEL_NAMES: tuple[str, ...] = ("pantiny", "pantiny_large", *BASELINES)
+#: Every name `get_model` accepts (`"pantiny_large"` is PanTiny's large preset,
+#: `"pantiny_multisensor"` the pretrained 4-band PanTiny).
+MODEL_NAMES: tuple[str, ...] = (
+    "pantiny",
+    "pantiny_large",
+    "pantiny_multisensor",
+    *BASELINES,
+)
 
 
 def _normalise(name: str) -> str:
@@ -48,7 +54,7 @@ def get_model_class(name: str) -> type:
     key = _normalise(name)
     if key in BASELINES:
         return BASELINES[key]
-    if key in ("pantiny", "pantiny_large"):
+    if key in ("pantiny", "pantiny_large", "pantiny_multisensor"):
         from keras_pansharp.models.pantiny import PanTiny  # lazy: separate module
 
         return PanTiny
@@ -60,7 +66,8 @@ def get_model(name: str, bands: int = 4, **kwargs) -> keras.Model:
 
     Args:
         name: case-insensitive model name, one of `MODEL_NAMES`.
-            `"pantiny_large"` builds `PanTiny.from_preset("pantiny_large")`.
+            `"pantiny_large"` builds `PanTiny.from_preset("pantiny_large")`,
+            `"pantiny_multisensor"` loads the pretrained 4-band PanTiny.
         bands: number of MS bands `C` (4 or 8 for the usual sensors).
         **kwargs: further constructor arguments of that model (for example
             `upsampler="bicubic"` or `filters=64`).
@@ -80,4 +87,10 @@ def get_model(name: str, bands: int = 4, **kwargs) -> keras.Model:
     cls = get_model_class(key)
     if key == "pantiny_large":
         return cls.from_preset("pantiny_large", bands=bands, **kwargs)
+    if key == "pantiny_multisensor":
+        if bands != 4:
+            raise ValueError(
+                f"'pantiny_multisensor' is a pretrained 4-band model; got bands={bands}."
+            )
+        return cls.from_preset("pantiny_multisensor", **kwargs)
     return cls(bands=bands, **kwargs)
