@@ -95,9 +95,27 @@ def _copy(model: keras.Model) -> keras.Model:
     return clone
 
 
+#: Scenes up to this PAN side are fused in one call; larger ones tile by tile.
+_UNTILED_MAX_SIDE = 2048
+
+
 def _predict(model, ms_n: np.ndarray, pan_n: np.ndarray) -> np.ndarray:
-    x = {"ms": ms_n[None].astype("float32"), "pan": pan_n[None, ..., None]}
-    return np.asarray(model.predict_on_batch(x))[0]
+    if max(pan_n.shape) <= _UNTILED_MAX_SIDE:
+        x = {"ms": ms_n[None].astype("float32"), "pan": pan_n[None, ..., None]}
+        return np.asarray(model.predict_on_batch(x))[0]
+    from keras_pansharp.inference import predict_scene
+
+    return predict_scene(model, ms_n, pan_n, tile=1024, exact=False, verbose=0)
+
+
+def _scores(fused, ms, pan, sensor) -> dict:
+    """FR scores on the largest top-left crop of 32-multiple PAN size."""
+    from keras_pansharp.metrics import evaluate_fr
+
+    h, w = (pan.shape[0] // 32) * 32, (pan.shape[1] // 32) * 32
+    return evaluate_fr(
+        fused[:h, :w], ms[: h // 4, : w // 4], pan[:h, :w], sensor=sensor
+    )
 
 
 def adapt(
@@ -138,7 +156,12 @@ def adapt(
         loss_weights: `NoReferenceLoss` arguments overriding
             `recipes.NO_REFERENCE_LOSS` (the pretraining recipe's weights).
         evaluate: predict the whole scene and compute FR scores before and
-            after (adds two predictions and two `evaluate_fr` calls).
+            after (adds two predictions and two `evaluate_fr` calls). The
+            scores cover the largest top-left crop whose PAN sides are
+            multiples of 32 (the toolbox's D_lambda^K needs them). Scenes
+            with a PAN side above 2048 are fused tile by tile
+            (`predict_scene`, blending); pass `evaluate=False` for very large
+            scenes and fuse with `predict_scene` yourself.
         seed: random seed of the crops and augmentations.
         verbose: 1 shows a progress bar over the steps, 0 is silent.
 
@@ -157,7 +180,6 @@ def adapt(
     >>> res.before["hqnr"], res.after["hqnr"]  # doctest: +SKIP
     """
     from keras_pansharp import recipes
-    from keras_pansharp.metrics import evaluate_fr
 
     t0 = time.perf_counter()
     if not isinstance(model, keras.Model):
@@ -193,6 +215,11 @@ def adapt(
             f"adapt: the scene (PAN {pan.shape}) is too small; it needs at least "
             "20 x 20 PAN pixels."
         )
+    if evaluate and min(pan.shape) < 32:
+        raise ValueError(
+            f"adapt: FR scores need at least 32 x 32 PAN pixels, the scene has "
+            f"{pan.shape}; pass evaluate=False."
+        )
 
     view = dataclasses.replace(sensor, max_value=scale)
     scene = Scene(ms=ms, pan=pan, sensor=view, source="adapt scene")
@@ -224,7 +251,7 @@ def adapt(
     before = fused = None
     if evaluate:
         fused = _predict(model, ms / scale, pan / scale) * scale
-        before = evaluate_fr(fused, ms, pan, sensor=sensor)
+        before = _scores(fused, ms, pan, sensor)
     loss_before = check_loss(model)
 
     tuned = _copy(model)
@@ -244,7 +271,7 @@ def adapt(
     if evaluate:
         if improved:
             fused = _predict(tuned, ms / scale, pan / scale) * scale
-            after = evaluate_fr(fused, ms, pan, sensor=sensor)
+            after = _scores(fused, ms, pan, sensor)
         else:
             after = dict(before)
     return AdaptResult(

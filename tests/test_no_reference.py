@@ -260,7 +260,7 @@ def test_fit_with_no_reference_loss():
 # ------------------------------------------------------------------- adapt
 def test_adapt_lowers_loss_and_keeps_shape_and_scale():
     rng = np.random.default_rng(7)
-    ms, pan = _scene(rng, h=24)
+    ms, pan = _scene(rng, h=25)  # PAN 100: scores on the 96 x 96 crop
     keras.utils.set_random_seed(0)
     model = _tiny_pantiny()
     before_weights = [w.copy() for w in model.get_weights()]
@@ -276,7 +276,7 @@ def test_adapt_lowers_loss_and_keeps_shape_and_scale():
         verbose=0,
     )
     assert res.improved and res.loss_after < res.loss_before
-    assert res.fused.shape == (96, 96, 4)
+    assert res.fused.shape == (100, 100, 4)
     # DN in, DN out: same scale as the MS.
     assert 0.5 < res.fused.mean() / ms.mean() < 1.5
     assert set(res.before) >= {"hqnr", "d_s", "d_lambda_k"}
