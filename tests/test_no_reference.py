@@ -358,3 +358,41 @@ def test_get_model_pretrained_name():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="4-band"):
         kp.get_model("pantiny_multisensor", bands=8)
+
+
+def test_reduced_resolution_crops_and_mixed_loss():
+    rng = np.random.default_rng(10)
+    ms, pan = _scene(rng, h=48)
+    scene = kp.data.Scene(ms, pan, kp.get_sensor("qb"))
+    ds = kp.FullResolutionDataset(
+        {"qb": scene},
+        batch_size=8,
+        patch_size=32,
+        seed=1,
+        reduced_resolution=True,
+        radiometric=kp.data.RadiometricAugmentation(),
+    )
+    assert ds.names == ["qb", "qb (reduced x4)"] and ds.num_bands == 4
+    x, y = ds[0]
+    assert y.shape == (8, 32, 32, 3 * 4 + 4)
+    np.testing.assert_array_equal(x["lms"][:, 2::4, 2::4], x["ms"])
+    has_gt = y[:, 0, 0, -1]
+    assert set(np.unique(has_gt)) <= {0.0, 1.0}
+    # Reduced-resolution crops: the reference is the original MS, whose
+    # Wald-degraded samples are the crop's MS (up to the MTF blur): close.
+    for i in np.flatnonzero(has_gt):
+        gt = y[i, ..., 11:15]
+        assert np.all(y[i, ..., -1] == 1.0) and gt.max() > 0
+        assert abs(gt.mean() / x["ms"][i].mean() - 1) < 0.1
+    for i in np.flatnonzero(has_gt == 0):
+        assert np.all(y[i, ..., 11:] == 0)
+    w = 0.7
+    mixed = NoReferenceLoss("qb", supervised_weight=w)
+    plain = NoReferenceLoss("qb")
+    pred = x["lms"] + 0.01
+    got = keras.ops.convert_to_numpy(mixed.call(y, pred))
+    base = keras.ops.convert_to_numpy(plain.call(y, pred))
+    sup = keras.ops.convert_to_numpy(kp.losses.PanSharpLoss().call(y[..., 11:15], pred))
+    np.testing.assert_allclose(got, base + w * has_gt * sup, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="reference"):
+        mixed(y[..., :11], pred)

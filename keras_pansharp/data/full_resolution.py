@@ -38,6 +38,7 @@ import numpy as np
 from keras_pansharp.data.readers import RATIO, Scene
 from keras_pansharp.losses.full_resolution import NoReferenceLoss, no_reference_target
 from keras_pansharp.sensors import Sensor
+from keras_pansharp.signal.wald import wald_degrade
 
 __all__ = ["FullResolutionDataset", "RadiometricAugmentation"]
 
@@ -115,6 +116,13 @@ class FullResolutionDataset(keras.utils.PyDataset):
             keeps all bands (then every scene must have the same count).
         augment: flips and transpositions.
         radiometric: a `RadiometricAugmentation`, or `None` for none.
+        reduced_resolution: also crop each scene's Wald-degraded copy (scale
+            augmentation, MTF blur of the sensor), which has a reference:
+            its original MS. The target then carries `[gt (C) | has_gt (1)]`
+            after the no-reference channels (`has_gt` 0 for full-resolution
+            crops), for `NoReferenceLoss(supervised_weight=...)`. Scenes
+            whose degraded copy is smaller than a crop are used at full
+            resolution only.
         seed: integer seed (`None` draws one).
         workers, use_multiprocessing, max_queue_size: `keras.utils.PyDataset`.
 
@@ -139,6 +147,7 @@ class FullResolutionDataset(keras.utils.PyDataset):
         bands: str = "rgbn",
         augment: bool = True,
         radiometric: RadiometricAugmentation | None = None,
+        reduced_resolution: bool = False,
         seed: int | None = None,
         workers: int = 1,
         use_multiprocessing: bool = False,
@@ -184,6 +193,7 @@ class FullResolutionDataset(keras.utils.PyDataset):
         self.names: list[str] = []
         self._ms: list[np.ndarray] = []
         self._target: list[np.ndarray] = []
+        self.reduced_resolution = bool(reduced_resolution)
         for name, item in scenes.items():
             scene = _as_scene(str(name), item)
             sensor, ms = scene.sensor, np.asarray(scene.ms)
@@ -199,23 +209,43 @@ class FullResolutionDataset(keras.utils.PyDataset):
             if key not in gains_index:
                 gains_index[key] = len(self.sensors)
                 self.sensors.append(sensor)
-            scale = float(sensor.max_value)
-            self._ms.append((ms / scale).astype("float32"))
-            self._target.append(
-                no_reference_target(
-                    ms, scene.pan, sensor, sensor_index=gains_index[key]
+            pairs = [(str(name), ms, np.asarray(scene.pan), None)]
+            if self.reduced_resolution:
+                pairs += self._degraded(str(name), ms, scene.pan, sensor)
+            for pair_name, pair_ms, pair_pan, gt in pairs:
+                scale = float(sensor.max_value)
+                self._ms.append((pair_ms / scale).astype("float32"))
+                target = no_reference_target(
+                    pair_ms, pair_pan, sensor, sensor_index=gains_index[key]
                 )
-            )
-            self.names.append(str(name))
+                if self.reduced_resolution:
+                    ref = np.zeros((*target.shape[:2], ms.shape[-1] + 1), "float32")
+                    if gt is not None:
+                        ref[..., :-1] = gt / scale
+                        ref[..., -1] = 1.0
+                    target = np.concatenate([target, ref], axis=-1)
+                self._target.append(target)
+                self.names.append(pair_name)
         counts = {t.shape[-1] for t in self._target}
         if len(counts) > 1:
             raise ValueError(
                 "Scenes have different band counts; use bands='rgbn' to mix them."
             )
-        self.num_bands = (counts.pop() - 3) // 2
+        extra = ms.shape[-1] + 1 if self.reduced_resolution else 0
+        self.num_bands = (counts.pop() - extra - 3) // 2
+
+    def _degraded(self, name, ms, pan, sensor) -> list:
+        """The Wald-degraded copy of a scene, with its MS as reference."""
+        h, w = (ms.shape[0] // RATIO) * RATIO, (ms.shape[1] // RATIO) * RATIO
+        if min(h, w) < self.patch_size + RATIO:
+            return []  # too small once degraded: full resolution only
+        ms, pan = ms[:h, :w], np.asarray(pan)[: RATIO * h, : RATIO * w]
+        ms_lr, pan_lr = wald_degrade(ms, pan, sensor)
+        return [(f"{name} (reduced x4)", ms_lr, pan_lr, ms)]
 
     def loss(self, **kwargs) -> NoReferenceLoss:
-        """A `NoReferenceLoss` over this dataset's sensors (kwargs: weights)."""
+        """A `NoReferenceLoss` over this dataset's sensors (kwargs: weights,
+        e.g. `supervised_weight` with `reduced_resolution=True`)."""
         return NoReferenceLoss([list(s.ms_gnyq) for s in self.sensors], **kwargs)
 
     # ------------------------------------------------------------------ keras
@@ -240,7 +270,7 @@ class FullResolutionDataset(keras.utils.PyDataset):
         return x, target
 
     def sample(self, rng: np.random.Generator):
-        """One `(ms (p/4, p/4, C), target (p, p, 2C + 3))` crop."""
+        """One `(ms (p/4, p/4, C), target (p, p, 2C + 3 [+ C + 1]))` crop."""
         i = int(rng.integers(len(self._ms)))
         ms_full, tgt_full = self._ms[i], self._target[i]
         p, q = self.patch_size, self.patch_size // RATIO
@@ -277,6 +307,8 @@ class FullResolutionDataset(keras.utils.PyDataset):
         factor = (gain * band).astype("float32")
         ms *= factor
         tgt[..., :c] *= factor
+        if self.reduced_resolution:
+            tgt[..., 2 * c + 3 : 3 * c + 3] *= factor
         plo, phi = aug.pan_gain_range
         pan_gain = float(np.exp(rng.uniform(np.log(plo), np.log(phi))))
         tgt[..., c : c + 2] *= gain * pan_gain
@@ -287,5 +319,8 @@ class FullResolutionDataset(keras.utils.PyDataset):
             tgt[..., c] += noise.astype("float32")
         if aug.quantize_prob and rng.uniform() < aug.quantize_prob:
             levels = float(2 ** int(rng.choice(aug.bit_depths)) - 1)
-            for a in (ms, tgt[..., : c + 2]):
+            views = [ms, tgt[..., : c + 2]]
+            if self.reduced_resolution:
+                views.append(tgt[..., 2 * c + 3 : 3 * c + 3])
+            for a in views:
                 np.clip(np.round(a * levels) / levels, 0.0, None, out=a)

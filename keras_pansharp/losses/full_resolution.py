@@ -15,7 +15,9 @@ ground truth exists, from two consistency requirements (REFERENCE section 9):
   (half-width 8) is computed once from the inputs (`no_reference_target`).
 
 `loss = alpha * ERGAS + beta * D_lambda^K + gamma * L_S`, one value per
-sample.
+sample. Mixed training adds the paper's supervised loss on the samples that
+have a reference (`supervised_weight`; reduced-resolution crops from
+`FullResolutionDataset(reduced_resolution=True)`).
 
 Followed: matciotola/Lambda-PNN, files `train.py` (the weighted sum and the
 from-scratch weights alpha 0.05, beta 1.25, gamma 3.75), `loss.py`
@@ -221,21 +223,34 @@ def no_reference_target(
 
 
 def unpack_target(y_true, bands: int):
-    """Split a packed target into `(lms, pan, pan_lp, threshold, sensor_index)`."""
+    """Split a packed target into its parts.
+
+    Returns:
+        `(lms, pan, pan_lp, threshold, sensor_index, gt, has_gt)`; `gt` and
+        `has_gt` are None for the plain `2C + 3`-channel target, and the
+        reference `(B, H, W, C)` and its `(B, H, W)` flag for the
+        `3C + 4`-channel one (`FullResolutionDataset(reduced_resolution=True)`).
+    """
     c = int(bands)
-    if y_true.shape[-1] != 2 * c + 3:
+    n = y_true.shape[-1]
+    if n not in (2 * c + 3, 3 * c + 4):
         raise ValueError(
             f"NoReferenceLoss expects y_true with 2C + 3 = {2 * c + 3} channels "
             f"([lms | pan | pan_lp | threshold | sensor index], see "
-            f"no_reference_target) for a {c}-band prediction; got "
-            f"{y_true.shape[-1]}."
+            f"no_reference_target), or 3C + 4 = {3 * c + 4} with a reference "
+            f"[... | gt | has_gt], for a {c}-band prediction; got {n}."
         )
+    gt = has_gt = None
+    if n == 3 * c + 4:
+        gt, has_gt = y_true[..., 2 * c + 3 : 3 * c + 3], y_true[..., 3 * c + 3]
     return (
         y_true[..., :c],
         y_true[..., c : c + 1],
         y_true[..., c + 1 : c + 2],
         y_true[..., c + 2 : 2 * c + 2],
         y_true[..., 2 * c + 2],
+        gt,
+        has_gt,
     )
 
 
@@ -301,6 +316,10 @@ class NoReferenceLoss(keras.losses.Loss):
             (`ceil(ratio / 2)` = 2).
         ds_block: block side of the D_s term at PAN scale (32, as QNR);
             smaller crops use their whole size.
+        supervised_weight: weight of the paper's supervised loss
+            (`PanSharpLoss`, 1.5 L1 + 4 (1 - SSIM)) on the samples that have a
+            reference (reduced-resolution crops); needs the `3C + 4`-channel
+            target. 0 (default): no-reference only.
 
     Call arguments:
         y_true: `(B, H, W, 2C + 3)` packed target (`no_reference_target`).
@@ -322,6 +341,7 @@ class NoReferenceLoss(keras.losses.Loss):
         block_size: int = 32,
         corr_half_width: int = 2,
         ds_block: int = 32,
+        supervised_weight: float = 0.0,
         name: str = "no_reference_loss",
         reduction="sum_over_batch_size",
         dtype=None,
@@ -333,6 +353,7 @@ class NoReferenceLoss(keras.losses.Loss):
             (beta, "beta"),
             (gamma, "gamma"),
             (delta, "delta"),
+            (supervised_weight, "supervised_weight"),
         ):
             if not (np.isfinite(w) and w >= 0):
                 raise ValueError(f"{n} must be a finite weight >= 0, got {w}.")
@@ -345,6 +366,10 @@ class NoReferenceLoss(keras.losses.Loss):
         self.beta = float(beta)
         self.gamma = float(gamma)
         self.delta = float(delta)
+        self.supervised_weight = float(supervised_weight)
+        from keras_pansharp.losses.supervised import PanSharpLoss
+
+        self._supervised = PanSharpLoss()
         self.ds_block = int(ds_block)
         self.block_size = int(block_size)
         self.corr_half_width = int(corr_half_width)
@@ -398,7 +423,7 @@ class NoReferenceLoss(keras.losses.Loss):
                 "NoReferenceLoss expects (B, H, W, C) tensors; got y_true "
                 f"{tuple(y_true.shape)} and y_pred {tuple(y_pred.shape)}."
             )
-        lms, pan, pan_lp, thr, sid = unpack_target(y_true, self.bands)
+        lms, pan, pan_lp, thr, sid, gt, has_gt = unpack_target(y_true, self.bands)
         ms = lms[:, 2::RATIO, 2::RATIO, :]
         repro = self.reproject(y_pred, sid[:, 0, 0])
         # ERGAS (ratio 4) of the re-projection against the MS.
@@ -426,6 +451,15 @@ class NoReferenceLoss(keras.losses.Loss):
             q_hr = block_uiqi(y_pred, pan, big)
             q_lr = block_uiqi(lms, pan_lp, big)
             out["d_s"] = ops.mean(ops.abs(q_hr - q_lr), axis=-1)
+        if self.supervised_weight:
+            if gt is None:
+                raise ValueError(
+                    "NoReferenceLoss(supervised_weight > 0) needs targets with a "
+                    "reference (FullResolutionDataset(reduced_resolution=True))."
+                )
+            flag = has_gt[:, 0, 0]
+            sup = self._supervised.call(gt, y_pred)
+            out["supervised"] = ops.where(flag > 0.5, sup, ops.zeros_like(sup))
         return out
 
     def call(self, y_true, y_pred):
@@ -435,6 +469,11 @@ class NoReferenceLoss(keras.losses.Loss):
             + self.beta * t["d_lambda_k"]
             + self.gamma * t["structural"]
             + (self.delta * t["d_s"] if self.delta else 0.0)
+            + (
+                self.supervised_weight * t["supervised"]
+                if self.supervised_weight
+                else 0.0
+            )
         )
 
     def get_config(self):
@@ -448,5 +487,6 @@ class NoReferenceLoss(keras.losses.Loss):
             block_size=self.block_size,
             corr_half_width=self.corr_half_width,
             ds_block=self.ds_block,
+            supervised_weight=self.supervised_weight,
         )
         return config
