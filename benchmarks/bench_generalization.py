@@ -51,7 +51,12 @@ from absl import app, flags  # noqa: E402
 import keras_pansharp as kp  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("folds", ["scene", "sensor"], "Which protocols: scene, sensor.")
+flags.DEFINE_list(
+    "folds",
+    ["scene", "sensor"],
+    "Protocols: scene, sensor; or split (one training without --scenes, the "
+    "quick protocol of the ablations).",
+)
 flags.DEFINE_list("scenes", [], "Only these left-out scenes (default: all).")
 flags.DEFINE_bool("adapt", True, "Also score the model after kp.adapt.")
 flags.DEFINE_string("output_dir", "runs/generalization", "Output directory.")
@@ -192,7 +197,12 @@ def main(argv):
             held = [n for n in names if n in pool]
             if len(held) > 1:
                 folds.append((f"sensor {group}", held))
-    if FLAGS.scenes:
+    if FLAGS.folds == ["split"]:
+        if not FLAGS.scenes:
+            raise app.UsageError("--folds=split needs --scenes=held,out,scenes")
+        rest = [n for n in scenes if n not in pool]
+        folds = [("split: " + ",".join(FLAGS.scenes), FLAGS.scenes + rest)]
+    elif FLAGS.scenes:
         folds = [f for f in folds if set(f[1]) & set(FLAGS.scenes)]
     out_dir = Path(FLAGS.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +210,11 @@ def main(argv):
     for fold, held in folds:
         train = {k: scenes[k] for k in pool if k not in held}
         t0 = time.perf_counter()
-        if FLAGS.shipped_for_test_only and set(train) == set(pool):
+        if (
+            FLAGS.shipped_for_test_only
+            and set(train) == set(pool)
+            and FLAGS.folds != ["split"]
+        ):
             print(f"[{fold}] shipped pantiny_multisensor weights", flush=True)
             model = kp.PanTiny.from_preset("pantiny_multisensor")
         else:

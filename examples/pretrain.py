@@ -55,6 +55,13 @@ flags.DEFINE_float("gamma", _LOSS["gamma"], "Weight of the structural term.")
 flags.DEFINE_float("delta", _LOSS["delta"], "Weight of the QNR D_s term.")
 flags.DEFINE_integer("block_size", _LOSS["block_size"], "Q2n block (MS pixels).")
 flags.DEFINE_list("pan_gain", ["0.5", "2.5"], "PAN gain augmentation range.")
+flags.DEFINE_bool(
+    "reduced_resolution", False, "Also train on Wald-degraded copies (scale aug)."
+)
+flags.DEFINE_float(
+    "supervised_weight", 0.0, "Supervised loss weight on reduced-resolution crops."
+)
+flags.DEFINE_integer("synthetic", 0, "Add this many synthetic scenes (WV2/WV3/GF2).")
 flags.DEFINE_integer("seed", 0, "Random seed (weights and crops).")
 flags.DEFINE_string("output", "runs/pretrain/pantiny_multisensor.weights.h5", "Out.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
@@ -63,6 +70,12 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
 def train(scenes: dict, verbose: int = 1) -> keras.Model:
     """Train the recipe on `{name: Scene}` with the current flags."""
     keras.utils.set_random_seed(FLAGS.seed)
+    scenes = dict(scenes)
+    for i in range(FLAGS.synthetic):
+        name = ("wv2", "wv3", "gf2")[i % 3]
+        scenes[f"synthetic_{name}_{i}"] = kp.data.synthetic.make_scene(
+            name, size=512, seed=1000 + i
+        )
     radiometric = None
     if FLAGS.radiometric:
         lo, hi = (float(v) for v in FLAGS.pan_gain)
@@ -73,6 +86,7 @@ def train(scenes: dict, verbose: int = 1) -> keras.Model:
         patch_size=FLAGS.patch_size,
         steps_per_epoch=FLAGS.steps,
         radiometric=radiometric,
+        reduced_resolution=FLAGS.reduced_resolution,
         seed=FLAGS.seed,
     )
     model = kp.PanTiny(bands=4)
@@ -83,6 +97,7 @@ def train(scenes: dict, verbose: int = 1) -> keras.Model:
             gamma=FLAGS.gamma,
             delta=FLAGS.delta,
             block_size=FLAGS.block_size,
+            supervised_weight=FLAGS.supervised_weight,
         ),
         total_steps=FLAGS.steps,
         learning_rate=FLAGS.learning_rate,
@@ -128,6 +143,9 @@ def main(argv):
         "gamma": FLAGS.gamma,
         "delta": FLAGS.delta,
         "block_size": FLAGS.block_size,
+        "reduced_resolution": FLAGS.reduced_resolution,
+        "supervised_weight": FLAGS.supervised_weight,
+        "synthetic": FLAGS.synthetic,
         "seed": FLAGS.seed,
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
