@@ -150,8 +150,8 @@ def adapt(
             (e.g. 255 for 8-bit products, 1.0 for data already in [0, 1]).
         steps: optimiser steps (the budget).
         batch_size: crops per step.
-        patch_size: PAN-scale crop side (multiple of 4; reduced to fit small
-            scenes).
+        patch_size: PAN-scale crop side (a multiple of 32, or 16; reduced to
+            fit small scenes).
         learning_rate: initial Adam rate (cosine-decayed to 10 % of it).
         loss_weights: `NoReferenceLoss` arguments overriding
             `recipes.NO_REFERENCE_LOSS` (the pretraining recipe's weights).
@@ -209,7 +209,8 @@ def adapt(
     if steps < 1 or batch_size < 1:
         raise ValueError("adapt: steps and batch_size must be >= 1.")
     side = min(pan.shape) - 4
-    patch = min(int(patch_size), side - side % 16)
+    # Crops of 16 or a multiple of 32 PAN pixels fit the loss's blocks.
+    patch = min(int(patch_size), side - side % 32 if side >= 32 else side - side % 16)
     if patch < 16:
         raise ValueError(
             f"adapt: the scene (PAN {pan.shape}) is too small; it needs at least "

@@ -396,3 +396,10 @@ def test_reduced_resolution_crops_and_mixed_loss():
     np.testing.assert_allclose(got, base + w * has_gt * sup, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="reference"):
         mixed(y[..., :11], pred)
+
+
+def test_adapt_small_scene_crop_size():
+    rng = np.random.default_rng(11)
+    ms, pan = _scene(rng, h=13)  # PAN 52: crops of 32, scores on 32 x 32
+    res = kp.adapt(_tiny_pantiny(), ms, pan, sensor="qb", steps=2, verbose=0)
+    assert res.fused.shape == (52, 52, 4) and np.isfinite(res.after["hqnr"])
