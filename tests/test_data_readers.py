@@ -29,6 +29,7 @@ from keras_pansharp.sensors import generic_sensor, get_sensor
 # (files used, reader call, expected (ms shape, pan shape, has gt))
 PLEIADES = generic_sensor(4, bit_depth=12, name="PLEIADES")
 SPOT6 = generic_sensor(4, bit_depth=12, name="SPOT6")
+EIGHT_BIT = generic_sensor(4, bit_depth=8, name="8BIT")
 
 
 def _scene_cases(d):
@@ -104,6 +105,18 @@ def _scene_cases(d):
             ),
             ((256, 256, 4), (1024, 1024), False),
         ),
+        **{
+            f"extra_8bit/{name}": (
+                [f"extra_8bit/{name}/ms.tif", f"extra_8bit/{name}/pan.tif"],
+                lambda name=name: read_scene(
+                    d / "extra_8bit" / name / "ms.tif",
+                    d / "extra_8bit" / name / "pan.tif",
+                    sensor=EIGHT_BIT,
+                ),
+                ((256, 256, 4), (1024, 1024), False),
+            )
+            for name in ("dgif1", "dgif5", "mountain_wv2")
+        },
     }
 
 

@@ -186,8 +186,17 @@ class TestPanTiny(TestCase):
             ref = np_conv(x, kernel("output")) + lms
             np.testing.assert_allclose(out, ref, atol=2e-4, rtol=1e-4)
 
-    def test_presets_are_configs_only(self):
-        assert set(PanTiny.presets) == {"pantiny", "pantiny_large"}
+    def test_presets(self):
+        assert set(PanTiny.presets) == {
+            "pantiny",
+            "pantiny_large",
+            "pantiny_multisensor",
+        }
+        # Only the pretrained preset carries weights (shipped, hash-pinned).
+        assert [k for k, v in PanTiny.presets.items() if "weights" in v] == [
+            "pantiny_multisensor"
+        ]
+        assert len(PanTiny.presets["pantiny_multisensor"]["sha256"]) == 64
         model = PanTiny.from_preset("pantiny", bands=8, upsampler="bicubic")
         assert model.get_config()["upsampler"] == "bicubic"
         assert model.count_params() == 83760
