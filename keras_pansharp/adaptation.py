@@ -232,16 +232,10 @@ def adapt(
         bands="native",
         seed=seed,
     )
-    check = FullResolutionDataset(
-        {"scene": scene},
-        batch_size=max(batch_size, 8),
-        patch_size=patch,
-        steps_per_epoch=1,
-        bands="native",
-        augment=False,
-        seed=seed + 1,
+    # A fixed batch of plain crops, from the same targets, judges the result.
+    check_x, check_y = data.batch(
+        np.random.default_rng([seed + 1, 0, 0]), max(batch_size, 8), augment=False
     )
-    check_x, check_y = check[0]
     weights = dict(recipes.NO_REFERENCE_LOSS)
     weights.update(loss_weights or {})
     loss = NoReferenceLoss([list(view.ms_gnyq)], **weights)

@@ -19,7 +19,8 @@ Augmentations (all per sample, seeded):
 - radiometry (`RadiometricAugmentation`): a global gain (the same scene
   normalised by another max DN, another bit depth or exposure), a per-band
   MS gain jitter relative to the PAN (sensors differ in spectral response),
-  additive Gaussian noise, and re-quantisation to a random bit depth. The
+  a PAN gain relative to the MS, additive Gaussian PAN noise, and
+  re-quantisation to a random bit depth. The
   target is built from the same augmented pixels, so the loss stays
   consistent.
 
@@ -98,6 +99,13 @@ def _as_scene(name: str, item: Any) -> Scene:
         f"Scene {name!r}: expected a keras_pansharp.data.Scene (read_scene) or a "
         f"dict with 'ms', 'pan' and 'sensor'; got {type(item).__name__}."
     )
+
+
+def _ms_slice(start: int, size: int, flip: bool) -> slice:
+    """MS rows/columns `start:start + size`, reversed when `flip`."""
+    if not flip:
+        return slice(start, start + size)
+    return slice(start + size - 1, start - 1 if start else None, -1)
 
 
 class FullResolutionDataset(keras.utils.PyDataset):
@@ -231,8 +239,7 @@ class FullResolutionDataset(keras.utils.PyDataset):
             raise ValueError(
                 "Scenes have different band counts; use bands='rgbn' to mix them."
             )
-        extra = ms.shape[-1] + 1 if self.reduced_resolution else 0
-        self.num_bands = (counts.pop() - extra - 3) // 2
+        self.num_bands = self._ms[0].shape[-1]
 
     def _degraded(self, name, ms, pan, sensor) -> list:
         """The Wald-degraded copy of a scene, with its MS as reference."""
@@ -263,14 +270,25 @@ class FullResolutionDataset(keras.utils.PyDataset):
         if not 0 <= int(index) < self.steps_per_epoch:
             raise IndexError(f"batch {index} out of range [0, {self.steps_per_epoch}).")
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        samples = [self.sample(rng) for _ in range(self.batch_size)]
+        return self.batch(rng, self.batch_size)
+
+    def batch(self, rng: np.random.Generator, size: int, augment: bool = True):
+        """`size` crops drawn with `rng`, as `(inputs, target)` like a batch.
+
+        `augment=False` draws plain crops (no flips, no radiometric changes),
+        e.g. a fixed check batch.
+        """
+        samples = [self.sample(rng, augment) for _ in range(int(size))]
         ms, target = (np.stack(a) for a in zip(*samples))
         c = self.num_bands
         x = {"ms": ms, "pan": target[..., c : c + 1], "lms": target[..., :c]}
         return x, target
 
-    def sample(self, rng: np.random.Generator):
-        """One `(ms (p/4, p/4, C), target (p, p, 2C + 3 [+ C + 1]))` crop."""
+    def sample(self, rng: np.random.Generator, augment: bool = True):
+        """One `(ms (p/4, p/4, C), target (p, p, 2C + 3 [+ C + 1]))` crop.
+
+        `augment=False` skips this dataset's augmentations for this crop.
+        """
         i = int(rng.integers(len(self._ms)))
         ms_full, tgt_full = self._ms[i], self._target[i]
         p, q = self.patch_size, self.patch_size // RATIO
@@ -278,23 +296,23 @@ class FullResolutionDataset(keras.utils.PyDataset):
         y0 = RATIO * int(rng.integers((h - p - RATIO) // RATIO + 1))
         x0 = RATIO * int(rng.integers((w - p - RATIO) // RATIO + 1))
         flip_y, flip_x, trans = (
-            rng.integers(2, size=3).astype(bool) if self.augment else (0, 0, 0)
+            rng.integers(2, size=3).astype(bool)
+            if augment and self.augment
+            else (0, 0, 0)
         )
         # A flipped crop starts one PAN pixel later: PAN row y0 + p - i holds
         # an MS sample for i = 2 (mod 4), the same phase as unflipped crops.
         ty = slice(y0 + p, y0, -1) if flip_y else slice(y0, y0 + p)
         tx = slice(x0 + p, x0, -1) if flip_x else slice(x0, x0 + p)
         my0, mx0 = y0 // RATIO, x0 // RATIO
-        my = slice(my0 + q - 1, my0 - 1 if my0 else None, -1) if flip_y else None
-        mx = slice(mx0 + q - 1, mx0 - 1 if mx0 else None, -1) if flip_x else None
-        my = my or slice(my0, my0 + q)
-        mx = mx or slice(mx0, mx0 + q)
+        my = _ms_slice(my0, q, flip_y)
+        mx = _ms_slice(mx0, q, flip_x)
         tgt = np.array(tgt_full[ty, tx], dtype="float32")
         ms = np.array(ms_full[my, mx], dtype="float32")
         if trans:
             tgt = tgt.transpose(1, 0, 2).copy()
             ms = ms.transpose(1, 0, 2).copy()
-        if self.radiometric is not None:
+        if augment and self.radiometric is not None:
             self._radiometric(rng, ms, tgt)
         return ms, tgt
 

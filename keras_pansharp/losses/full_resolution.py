@@ -58,7 +58,7 @@ import numpy as np
 from keras import ops
 
 from keras_pansharp.layers.replicate_padding import replicate_pad
-from keras_pansharp.utils.q2n import q2n_blocks
+from keras_pansharp.utils.q2n import image_blocks, q2n_blocks
 
 __all__ = [
     "NoReferenceLoss",
@@ -76,7 +76,8 @@ _VAR_FLOOR = 1e-12
 
 def _gain_sets(sensors) -> list[list[float]]:
     """Normalise `sensors` to a list of per-band MTF gain lists."""
-    from keras_pansharp.sensors import Sensor, get_sensor
+    from keras_pansharp.sensors import Sensor
+    from keras_pansharp.signal.kernels import resolve_gains
 
     if isinstance(sensors, (str, Sensor)):
         sensors = [sensors]
@@ -93,10 +94,7 @@ def _gain_sets(sensors) -> list[list[float]]:
         )
     out = []
     for s in sensors:
-        if isinstance(s, (str, Sensor)):
-            gains = list(get_sensor(s).ms_gnyq)
-        else:
-            gains = [float(g) for g in s]
+        gains = [float(g) for g in resolve_gains(s)]
         if not gains or not all(0.0 < g < 1.0 for g in gains):
             raise ValueError(f"MTF gains must be in (0, 1), got {gains} for {s!r}.")
         out.append(gains)
@@ -270,15 +268,7 @@ def block_uiqi(x, y, block_size: int):
     s = int(block_size)
     if h is None or w is None or h % s or w % s:
         raise ValueError(f"block_uiqi: {h}x{w} is not a multiple of {s}.")
-
-    def blocks(t):
-        t = ops.reshape(t, (-1, h // s, s, w // s, s, t.shape[-1]))
-        return ops.reshape(
-            ops.transpose(t, (0, 1, 3, 2, 4, 5)),
-            (-1, h * w // (s * s), s * s, t.shape[-1]),
-        )
-
-    bx, by = blocks(x), blocks(y)
+    bx, by = image_blocks(x, s), image_blocks(y, s)
     mx = ops.mean(bx, axis=2)
     my = ops.mean(by, axis=2)
     dx, dy = bx - mx[:, :, None], by - my[:, :, None]

@@ -16,7 +16,24 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["q2n_blocks"]
+__all__ = ["q2n_blocks", "image_blocks"]
+
+
+def image_blocks(x, block_size: int):
+    """Split `(B, H, W, C)` into non-overlapping `s x s` blocks.
+
+    Args:
+        x: tensor with static H, W (multiples of `block_size`) and C.
+        block_size: block side `s`.
+
+    Returns:
+        `(B, (H / s) * (W / s), s * s, C)`, blocks in row-major order.
+    """
+    h, w, c = x.shape[1:]
+    s = int(block_size)
+    x = ops.reshape(x, (-1, h // s, s, w // s, s, c))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (-1, (h // s) * (w // s), s * s, c))
 
 
 def q2n_blocks(y_true, y_pred, block_size: int):
@@ -59,14 +76,8 @@ def q2n_blocks(y_true, y_pred, block_size: int):
         zpad = ((0, 0), (0, 0), (0, 0), (0, n - c))
         g = ops.pad(g, zpad)
         f = ops.pad(f, zpad)
-    nb, npix = (h // s) * (w // s), s * s
-
-    def blocks(x):
-        x = ops.reshape(x, (-1, h // s, s, w // s, s, n))
-        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-        return ops.reshape(x, (-1, nb, npix, n))
-
-    g, f = blocks(g), blocks(f)
+    npix = s * s
+    g, f = image_blocks(g, s), image_blocks(f, s)
     a = ops.mean(g, axis=2, keepdims=True)
     dg = g - a
     sd = ops.sqrt(ops.sum(dg * dg, axis=2, keepdims=True) / (npix - 1))
