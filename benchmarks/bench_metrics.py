@@ -21,7 +21,8 @@ import time
 import numpy as np
 
 from keras_pansharp.metrics import evaluate_fr, evaluate_rr
-from keras_pansharp.metrics import reference as R
+from keras_pansharp.metrics import full_resolution as FR
+from keras_pansharp.metrics import q_index as QI
 from keras_pansharp.signal import imresize_bicubic, interp23tap, mtf_filter
 
 
@@ -83,16 +84,16 @@ def main() -> None:
         plp = interp23tap(imresize_bicubic(pan, 0.25)[..., None], 4)
         t_plp = time.perf_counter() - t
         t = time.perf_counter()
-        R._d_lambda(f, lms, 32, 1)
+        FR._d_lambda(f, lms, 32, 1)
         t_dl = time.perf_counter() - t
         t = time.perf_counter()
-        R._d_s(f, lms, pan[..., None], plp, 32, 1)
+        FR._d_s(f, lms, pan[..., None], plp, 32, 1)
         t_ds = time.perf_counter() - t
         t = time.perf_counter()
         fm = mtf_filter(f, sensor)
         t_mtf = time.perf_counter() - t
         t = time.perf_counter()
-        R._q2n_dn(fm, lms, 32)
+        QI._q2n_dn(fm, lms, 32)
         t_q2n = time.perf_counter() - t
         rows.append((size, total, cpu, t_lms, t_plp, t_dl, t_ds, t_mtf, t_q2n))
 

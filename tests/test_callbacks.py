@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from keras_pansharp.callbacks import FREvaluation, RREvaluation
-from keras_pansharp.metrics import reference as R
+from keras_pansharp.metrics import full_resolution as FR
+from keras_pansharp.metrics import reduced_resolution as RR
 
 RR_KEYS = ("q2n", "q_avg", "sam", "ergas", "scc", "psnr", "ssim")
 FR_KEYS = ("hqnr", "qnr", "d_lambda", "d_s", "d_lambda_k")
@@ -58,7 +59,7 @@ def test_rr_keys_reach_history_and_csv(rng, tmp_path):
     for name, (inputs, gt), scale in (("qb", qb, 2047.0), ("gf2", gf2, 1023.0)):
         pred = model.predict(inputs, verbose=0).astype(np.float64)
         per = [
-            R.evaluate_rr(p * scale, g * scale, max_value=scale)
+            RR.evaluate_rr(p * scale, g * scale, max_value=scale)
             for p, g in zip(pred, gt.astype(np.float64))
         ]
         for k in RR_KEYS:
@@ -97,7 +98,7 @@ def test_fr_checkpoint_monitors_hqnr(rng, tmp_path):
         assert hist.history[f"fr_{k}_qb"] == hist.history[f"fr_{k}"]
     pred = model.predict(inputs, verbose=0).astype(np.float64)
     per = [
-        R.evaluate_fr(p * 2047, m * 2047, q * 2047, sensor="qb")
+        FR.evaluate_fr(p * 2047, m * 2047, q * 2047, sensor="qb")
         for p, m, q in zip(
             pred, inputs["ms"].astype(np.float64), inputs["pan"].astype(np.float64)
         )

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_pansharp.metrics import keras_metrics as KM
-from keras_pansharp.metrics import reference as R
+from keras_pansharp.metrics import reduced_resolution as RR
 
 MAX = 2047.0
 PAIRS = [
@@ -42,7 +42,7 @@ def test_golden_cases_agree_with_numpy(golden_dir, case):
     gt = data["gt"]
     methods = ("EXP", "BT_H", "MTF_GLP_HPM_R")
     fused = np.stack([data[f"fused_{m}"] for m in methods])
-    refs = [R.evaluate_rr(f, gt, max_value=MAX) for f in fused]
+    refs = [RR.evaluate_rr(f, gt, max_value=MAX) for f in fused]
     gt_b = np.repeat((gt / MAX)[None], len(methods), axis=0).astype("float32")
     fused_b = (fused / MAX).astype("float32")
     for cls, key in PAIRS:
@@ -56,7 +56,7 @@ def test_golden_cases_agree_with_numpy(golden_dir, case):
 def _per_image_reference(gt, fused):
     out = {k: [] for _, k in PAIRS}
     for g, f in zip(gt, fused):
-        r = R.evaluate_rr(f * MAX, g * MAX, max_value=MAX)
+        r = RR.evaluate_rr(f * MAX, g * MAX, max_value=MAX)
         for _, k in PAIRS:
             out[k].append(r[k])
     return out

@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from keras_pansharp.metrics import reference as R
+from keras_pansharp.metrics import full_resolution as FR
+from keras_pansharp.metrics import q_index as QI
+from keras_pansharp.metrics import reduced_resolution as RR
 from keras_pansharp.sensors import generic_sensor
 from tests.test_case import GOLDEN_CASES as CASES
 
@@ -48,13 +50,13 @@ def test_golden_rr(golden, case):
             else:
                 fused, gt = a[f"fused_{method}"], a["gt"]
             cut = 21 if key == "rr_cut21" else 0
-            got = R.evaluate_rr(fused, gt, max_value=max_value, dim_cut=cut)
+            got = RR.evaluate_rr(fused, gt, max_value=max_value, dim_cut=cut)
             for gkey, mkey in RR_KEYS.items():
                 _close(got[mkey], v[key][method][gkey], f"{case}/{key}/{method}/{gkey}")
                 checked += 1
             # Normalised inputs give the same numbers (Q2n quantises in DN).
             if cut == 0:
-                got_n = R.q2n(
+                got_n = QI.q2n(
                     fused / max_value,
                     gt / max_value,
                     max_value=max_value,
@@ -71,7 +73,7 @@ def test_golden_fr(golden, case):
     sensor = _sensor(v, a)
     for method in METHODS:
         fused = a[f"fused_{method}"]
-        got = R.evaluate_fr(fused, a["ms_lr"], a["pan"], sensor=sensor)
+        got = FR.evaluate_fr(fused, a["ms_lr"], a["pan"], sensor=sensor)
         q, h = v["qnr"][method], v["hqnr"][method]
         _close(got["d_lambda"], q["D_lambda"], f"{case}/{method}/D_lambda")
         _close(got["d_s"], q["D_s"], f"{case}/{method}/D_s")
@@ -86,15 +88,15 @@ def test_golden_fr_single_functions(golden):
     v, a = values["fr_qb"], arrays["fr_qb"]
     f, ms, pan, lms = a["fused_BT_H"], a["ms_lr"], a["pan"], a["interp23tap_ms"]
     q, h = v["qnr"]["BT_H"], v["hqnr"]["BT_H"]
-    _close(R.d_lambda(f, ms, lms=lms), q["D_lambda"], "d_lambda")
-    _close(R.d_s(f, ms, pan), q["D_s"], "d_s")
-    _close(R.d_s(f, ms, pan, pan_lr=a["wald_pan"]), q["D_s"], "d_s pan_lr")
-    _close(R.qnr(f, ms, pan), q["QNR"], "qnr")
-    _close(R.d_lambda_k(f, ms, sensor="QB"), h["D_lambda_K"], "d_lambda_k")
-    _close(R.hqnr(f, ms, pan, sensor="qb"), h["HQNR"], "hqnr")
+    _close(FR.d_lambda(f, ms, lms=lms), q["D_lambda"], "d_lambda")
+    _close(FR.d_s(f, ms, pan), q["D_s"], "d_s")
+    _close(FR.d_s(f, ms, pan, pan_lr=a["wald_pan"]), q["D_s"], "d_s pan_lr")
+    _close(FR.qnr(f, ms, pan), q["QNR"], "qnr")
+    _close(FR.d_lambda_k(f, ms, sensor="QB"), h["D_lambda_K"], "d_lambda_k")
+    _close(FR.hqnr(f, ms, pan, sensor="qb"), h["HQNR"], "hqnr")
     # Normalised inputs: only Q2n's quantisation needs the scale.
     n = 2047.0
-    got = R.evaluate_fr(f / n, ms / n, pan / n, sensor="QB", normalized=True)
+    got = FR.evaluate_fr(f / n, ms / n, pan / n, sensor="QB", normalized=True)
     _close(got["hqnr"], h["HQNR"], "hqnr normalised")
     _close(got["qnr"], q["QNR"], "qnr normalised")
 
@@ -106,7 +108,7 @@ def _literal_q2n(gt, fused, s=32):
     eh, ew = (-h) % s, (-w) % s
     gt = np.pad(gt, ((0, eh), (0, ew), (0, 0)), mode="symmetric")
     fused = np.pad(fused, ((0, eh), (0, ew), (0, 0)), mode="symmetric")
-    gt, fused = R.quantize_uint16(gt), R.quantize_uint16(fused)
+    gt, fused = QI.quantize_uint16(gt), QI.quantize_uint16(fused)
     n = 1 << (c - 1).bit_length()
     z = np.zeros(gt.shape[:2] + (n - c,))
     gt, fused = np.concatenate([gt, z], 2), np.concatenate([fused, z], 2)
@@ -140,8 +142,8 @@ def _literal_q2n(gt, fused, s=32):
                 q = np.zeros(n)
                 q[-1] = mb
             else:
-                qu = R._onion_mult_literal(d1, d2).mean((0, 1))
-                qm = R._onion_mult_literal(m1, m2)
+                qu = QI._onion_mult_literal(d1, d2).mean((0, 1))
+                qm = QI._onion_mult_literal(m1, m2)
                 q = npx / (npx - 1) * (qu - qm) * mb * 2 / t3
             vals.append(np.linalg.norm(q))
     return float(np.mean(vals))
@@ -167,7 +169,7 @@ def _literal_q_avg(gt, fused, k=32):
 def test_q2n_matches_literal_port(rng, shape):
     gt = rng.uniform(50, 1800, shape)
     fused = gt + rng.normal(0, 60, shape)
-    got = R.q2n(fused, gt)
+    got = QI.q2n(fused, gt)
     want = _literal_q2n(gt, fused)
     assert abs(got - want) < 1e-12, (got, want)
     assert 0.0 < got < 1.0
@@ -176,18 +178,18 @@ def test_q2n_matches_literal_port(rng, shape):
 def test_q_avg_matches_literal_port(rng):
     gt = rng.uniform(50, 1800, (36, 35, 2))
     fused = gt + rng.normal(0, 80, gt.shape)
-    assert abs(R.q_avg(fused, gt) - _literal_q_avg(gt, fused)) < 1e-12
+    assert abs(QI.q_avg(fused, gt) - _literal_q_avg(gt, fused)) < 1e-12
 
 
 def test_structure_tensor_is_complex_product_for_n2():
-    t = R.onion_structure_tensor(2)
+    t = QI.onion_structure_tensor(2)
     x, y = np.array([1.5, -2.0]), np.array([0.3, 0.7])
     z = complex(*x) * complex(*y)
     np.testing.assert_allclose(np.einsum("kij,i,j->k", t, x, y), [z.real, z.imag])
     for n in (4, 8, 16):
         a, b = np.random.default_rng(n).normal(size=(2, 5, n))
-        lit = R._onion_mult_literal(a, b)
-        fast = np.einsum("kij,bi,bj->bk", R.onion_structure_tensor(n), a, b)
+        lit = QI._onion_mult_literal(a, b)
+        fast = np.einsum("kij,bi,bj->bk", QI.onion_structure_tensor(n), a, b)
         np.testing.assert_allclose(fast, lit, atol=1e-12)
 
 
@@ -195,21 +197,21 @@ def test_quantize_rounds_half_away_and_saturates():
     below_half = np.nextafter(0.5, 0.0)
     x = np.array([0.5, 1.5, 2.5, 2.4999999, -0.5, -3.0, 65535.4, 70000.0, below_half])
     want = [1, 2, 3, 2, 0, 0, 65535, 65535, 0]
-    np.testing.assert_array_equal(R.quantize_uint16(x), want)
+    np.testing.assert_array_equal(QI.quantize_uint16(x), want)
     y = x.copy()
-    R.quantize_uint16(y, out=y)
+    QI.quantize_uint16(y, out=y)
     np.testing.assert_array_equal(y, want)
     # Same as floor + (frac >= 0.5) on many values.
     v = np.random.default_rng(3).uniform(-10, 3000, 10000) * 0.25
     fl = np.floor(v)
     np.testing.assert_array_equal(
-        R.quantize_uint16(v), np.clip(fl + (v - fl >= 0.5), 0, 65535)
+        QI.quantize_uint16(v), np.clip(fl + (v - fl >= 0.5), 0, 65535)
     )
 
 
 def test_identity_scores(rng):
     gt = rng.uniform(100, 2000, (64, 64, 4))
-    r = R.evaluate_rr(gt, gt, sensor="qb")
+    r = RR.evaluate_rr(gt, gt, sensor="qb")
     assert r["q2n"] == pytest.approx(1.0, abs=1e-12)
     assert r["q_avg"] == pytest.approx(1.0, abs=1e-12)
     assert r["sam"] == pytest.approx(0.0, abs=1e-6)
@@ -226,26 +228,26 @@ def test_flat_blocks_and_zero_pixels_have_no_nan(rng):
     gt[5, 40] = 0.0  # a zero pixel (SAM excludes it)
     fused = gt.copy()
     fused[40:, :32] += rng.normal(0, 20, (24, 32, 4))
-    r = R.evaluate_rr(fused, gt, sensor="qb")
+    r = RR.evaluate_rr(fused, gt, sensor="qb")
     assert all(np.isfinite(v) for k, v in r.items() if k != "psnr"), r
     assert 0.5 < r["q2n"] <= 1.0
     # The flat, identical block scores exactly 1 (toolbox: q = mean bias).
-    q_flat = R.q2n(gt[:32, :32], gt[:32, :32])
+    q_flat = QI.q2n(gt[:32, :32], gt[:32, :32])
     assert q_flat == pytest.approx(1.0, abs=1e-15)
-    assert R.q_avg(gt[:32, :32], gt[:32, :32]) == 1.0
+    assert QI.q_avg(gt[:32, :32], gt[:32, :32]) == 1.0
     # Flat blocks against a different constant: defined, below 1.
-    q = R.q_avg(gt[:32, :32] * 0.5, gt[:32, :32])
+    q = QI.q_avg(gt[:32, :32] * 0.5, gt[:32, :32])
     assert q == pytest.approx(2 * 0.5 / 1.25)
     # Block Q of QNR on flat data: our documented convention, no NaN.
     flat = gt[:32, :32]
-    q = R._block_q_bands(R._block_groups(flat, 32), R._block_groups(flat * 0.5, 32))
+    q = QI._block_q_bands(QI._block_groups(flat, 32), QI._block_groups(flat * 0.5, 32))
     assert np.allclose(q, 0.8)
     # Partial edge blocks (blockproc) including 1-pixel blocks: finite.
     x = rng.uniform(100, 2000, (65, 33, 3))
-    qp = R._block_q_pairs(R._block_groups(x, 32))
+    qp = QI._block_q_pairs(QI._block_groups(x, 32))
     assert qp.shape == (3, 3) and np.all(np.isfinite(qp))
     # All-zero spectra in SAM.
-    assert R.sam(np.zeros((4, 4, 3)), np.zeros((4, 4, 3))) == 0.0
+    assert RR.sam(np.zeros((4, 4, 3)), np.zeros((4, 4, 3))) == 0.0
 
 
 def test_psnr_ssim_match_scikit_image(rng):
@@ -274,52 +276,52 @@ def test_psnr_ssim_match_scikit_image(rng):
             for b in range(4)
         ]
     )
-    assert R.psnr(fused, gt, sensor="gf2") == pytest.approx(want_p, rel=1e-12)
-    assert R.ssim(fused, gt, max_value=1023) == pytest.approx(want_s, rel=1e-12)
-    assert R.ssim(fused / 1023, gt / 1023, normalized=True) == pytest.approx(want_s)
+    assert RR.psnr(fused, gt, sensor="gf2") == pytest.approx(want_p, rel=1e-12)
+    assert RR.ssim(fused, gt, max_value=1023) == pytest.approx(want_s, rel=1e-12)
+    assert RR.ssim(fused / 1023, gt / 1023, normalized=True) == pytest.approx(want_s)
 
 
 def test_border_cut_indices(rng):
     gt = rng.uniform(100, 2000, (256, 256, 4))
     fused = gt + rng.normal(0, 30, gt.shape)
-    got = R.evaluate_rr(fused, gt, sensor="qb", dim_cut=21)
+    got = RR.evaluate_rr(fused, gt, sensor="qb", dim_cut=21)
     assert got["ergas"] == pytest.approx(
-        R.ergas(fused[20:235, 20:235], gt[20:235, 20:235])
+        RR.ergas(fused[20:235, 20:235], gt[20:235, 20:235])
     )
 
 
 def test_errors(rng):
     a = rng.uniform(0, 1, (32, 32, 4))
     with pytest.raises(ValueError, match="shape"):
-        R.sam(a, a[:16])
+        RR.sam(a, a[:16])
     bad = a.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        R.ergas(bad, a)
+        RR.ergas(bad, a)
     bad[0, 0, 0] = np.inf
     with pytest.raises(ValueError, match="NaN or infinite"):
-        R.q2n(a, bad, max_value=2047, normalized=True)
+        QI.q2n(a, bad, max_value=2047, normalized=True)
     with pytest.raises(ValueError, match="bands"):
-        R.evaluate_rr(a, a, sensor="wv3")
+        RR.evaluate_rr(a, a, sensor="wv3")
     with pytest.raises(ValueError, match="max_value"):
-        R.evaluate_rr(a, a)
+        RR.evaluate_rr(a, a)
     with pytest.raises(ValueError, match="normalized=True"):
-        R.q2n(a, a, normalized=True)
+        QI.q2n(a, a, normalized=True)
     with pytest.raises(ValueError, match="H, W, C"):
-        R.scc(a[None], a[None])
+        RR.scc(a[None], a[None])
     with pytest.raises(ValueError, match="numeric"):
-        R.sam(np.array([["a"]]), np.array([["a"]]))
+        RR.sam(np.array([["a"]]), np.array([["a"]]))
     ms = rng.uniform(0, 1, (8, 8, 4))
     with pytest.raises(ValueError, match="4 x ms_lr"):
-        R.evaluate_fr(a[:30], ms, a[:30, :, 0], sensor="qb")
+        FR.evaluate_fr(a[:30], ms, a[:30, :, 0], sensor="qb")
     with pytest.raises(ValueError, match="bands"):
-        R.d_lambda(a, ms[..., :3])
+        FR.d_lambda(a, ms[..., :3])
     with pytest.raises(ValueError, match="pan"):
-        R.d_s(a, ms, a[:16, :16, 0])
+        FR.d_s(a, ms, a[:16, :16, 0])
     with pytest.raises(ValueError, match="one band"):
-        R.d_s(a, ms, a)
+        FR.d_s(a, ms, a)
     with pytest.raises(ValueError, match="multiples of 32"):
-        R.d_lambda_k(a[:, :28], ms[:, :7], sensor="qb")
+        FR.d_lambda_k(a[:, :28], ms[:, :7], sensor="qb")
 
 
 def test_block_q_matches_blockproc_loop(rng):
@@ -340,7 +342,9 @@ def test_block_q_matches_blockproc_loop(rng):
                 )
             nblocks += 1
     want /= nblocks
-    got = R._block_q_bands(R._block_groups(x, 32), R._block_groups(y, 32))
+    got = QI._block_q_bands(QI._block_groups(x, 32), QI._block_groups(y, 32))
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    pairs = R._block_q_pairs(R._block_groups(np.stack([x[..., 0], y[..., 0]], -1), 32))
+    pairs = QI._block_q_pairs(
+        QI._block_groups(np.stack([x[..., 0], y[..., 0]], -1), 32)
+    )
     assert pairs[0, 1] == pytest.approx(want[0], rel=1e-12)

@@ -10,7 +10,7 @@ from scipy.ndimage import correlate
 
 import keras_pansharp as kp
 from keras_pansharp.losses import NoReferenceLoss, no_reference_target
-from keras_pansharp.metrics.reference import _block_centered, _q2n_blocks
+from keras_pansharp.metrics.q_index import _block_centered, _q2n_blocks
 from keras_pansharp.signal import interp23tap, mtf_filter, mtf_kernels
 
 

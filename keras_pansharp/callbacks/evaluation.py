@@ -3,7 +3,7 @@
 `RREvaluation` (reduced resolution, against a ground truth) and
 `FREvaluation` (full resolution, no reference) predict held-out data every
 `every_n_epochs` epochs, compute the exact NumPy metrics of
-`keras_pansharp.metrics.reference` in digital numbers, and write them into the
+`keras_pansharp.metrics` in digital numbers, and write them into the
 epoch `logs` (e.g. `val_q2n`, `fr_hqnr`, and per sensor `fr_hqnr_wv3`), so that
 `ModelCheckpoint`, `EarlyStopping`, `CSVLogger`, `TensorBoard` and `History`
 see them.
@@ -31,7 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 import keras
 import numpy as np
 
-from keras_pansharp.metrics import reference as ref
+from keras_pansharp.metrics import full_resolution as fr
+from keras_pansharp.metrics import q_index as qi
+from keras_pansharp.metrics import reduced_resolution as rr
+from keras_pansharp.metrics._inputs import _cut
 from keras_pansharp.sensors import Sensor, get_sensor
 
 __all__ = ["RREvaluation", "FREvaluation"]
@@ -43,13 +46,13 @@ FR_METRICS = ("hqnr", "qnr", "d_lambda", "d_s", "d_lambda_k")
 def _rr_fn(name: str) -> Callable:
     # Each takes fused, gt in DN (float64) and the max DN.
     table = {
-        "q2n": lambda f, g, m: ref.q2n(f, g),
-        "q_avg": lambda f, g, m: ref.q_avg(f, g),
-        "sam": lambda f, g, m: ref.sam(f, g),
-        "ergas": lambda f, g, m: ref.ergas(f, g),
-        "scc": lambda f, g, m: ref.scc(f, g),
-        "psnr": lambda f, g, m: ref.psnr(f, g, max_value=m),
-        "ssim": lambda f, g, m: ref.ssim(f, g, max_value=m),
+        "q2n": lambda f, g, m: qi.q2n(f, g),
+        "q_avg": lambda f, g, m: qi.q_avg(f, g),
+        "sam": lambda f, g, m: rr.sam(f, g),
+        "ergas": lambda f, g, m: rr.ergas(f, g),
+        "scc": lambda f, g, m: rr.scc(f, g),
+        "psnr": lambda f, g, m: rr.psnr(f, g, max_value=m),
+        "ssim": lambda f, g, m: rr.ssim(f, g, max_value=m),
     }
     return table[name]
 
@@ -356,8 +359,8 @@ class RREvaluation(_EvaluationCallback):
                 if not np.all(np.isfinite(f_img)):
                     yield self._nan_values("the model output has NaN/inf")
                     continue
-                f_dn = ref._cut(f_img * scale, self.dim_cut)
-                g_dn = ref._cut(g_img * scale, self.dim_cut)
+                f_dn = _cut(f_img * scale, self.dim_cut)
+                g_dn = _cut(g_img * scale, self.dim_cut)
                 yield {m: fn(f_dn, g_dn, scale) for m, fn in fns.items()}
 
     def get_config(self):
@@ -457,7 +460,7 @@ class FREvaluation(_EvaluationCallback):
                 if not np.all(np.isfinite(f_img)):
                     yield self._nan_values("the model output has NaN/inf")
                     continue
-                r = ref.evaluate_fr(
+                r = fr.evaluate_fr(
                     f_img.astype(np.float64) * scale,
                     np.asarray(m_img, np.float64) * scale,
                     np.asarray(p_img, np.float64) * scale,

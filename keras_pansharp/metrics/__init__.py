@@ -3,22 +3,26 @@
 - NumPy float64 reference functions (`sam`, `ergas`, `q_avg`, `q2n`, `scc`,
   `psnr`, `ssim`, `d_lambda`, `d_s`, `qnr`, `d_lambda_k`, `hqnr`,
   `evaluate_rr`, `evaluate_fr`) reproduce the MATLAB pan-sharpening toolbox.
+  They live in `q_index` (Q_avg, Q2n), `reduced_resolution` (SAM, ERGAS, SCC,
+  PSNR, SSIM, `evaluate_rr`) and `full_resolution` (D_λ, D_s, QNR, D_λ^K,
+  HQNR, `evaluate_fr`); `reference` re-exports them for compatibility.
 - Keras metrics (`SAM`, `ERGAS`, `Q2n`, `SCC`, `PSNR`, `SSIM`) for `compile()`.
 """
 
-from keras_pansharp.metrics.keras_metrics import ERGAS, PSNR, SAM, SCC, SSIM, Q2n
-from keras_pansharp.metrics.reference import (
+from keras_pansharp.metrics.full_resolution import (
     d_lambda,
     d_lambda_k,
     d_s,
-    ergas,
     evaluate_fr,
-    evaluate_rr,
     hqnr,
-    psnr,
-    q2n,
-    q_avg,
     qnr,
+)
+from keras_pansharp.metrics.keras_metrics import ERGAS, PSNR, SAM, SCC, SSIM, Q2n
+from keras_pansharp.metrics.q_index import q2n, q_avg
+from keras_pansharp.metrics.reduced_resolution import (
+    ergas,
+    evaluate_rr,
+    psnr,
     sam,
     scc,
     ssim,

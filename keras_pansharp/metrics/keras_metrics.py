@@ -3,8 +3,8 @@
 They run inside compiled `fit()` / `evaluate()` on every backend. Each takes
 `(y_true=gt, y_pred=fused)` batches of normalised images `(B, H, W, C)` in
 [0, 1] (the shared convention: DN / sensor max DN) and follows the NumPy
-reference functions of `keras_pansharp.metrics.reference` (float32 results
-agree with them to about 1e-4 on the toolbox's golden RR cases).
+reference functions of `keras_pansharp.metrics` (float32 results agree with
+them to about 1e-4 on the toolbox's golden RR cases).
 
 Batch-aggregation rule (all metrics): the metric value of each image is
 computed on its own, and `result()` is the (sample-weighted) mean of the

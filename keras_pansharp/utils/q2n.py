@@ -54,7 +54,7 @@ def q2n_blocks(y_true, y_pred, block_size: int):
         uses a standard-deviation floor of 1e-8 (the toolbox uses 2.2e-16;
         its normalised reference is exactly 1 either way).
     """
-    from keras_pansharp.metrics.reference import onion_structure_tensor
+    from keras_pansharp.metrics.q_index import onion_structure_tensor
 
     h, w, c = y_true.shape[1:]
     if h is None or w is None or c is None:
