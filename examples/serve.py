@@ -27,6 +27,15 @@ quicklook (2-98 % stretch, at most `--quicklook_size` pixels a side).
 
 If the model has 4 bands and the scene 8 (WV2/WV3 trained with
 `--bands=rgbn`), the scene's blue/green/red/NIR bands are used.
+
+The same model (SavedModel or Keras) can be scored on test files first, with
+the library's toolbox-exact per-sensor table (`keras_pansharp.evaluate`;
+reduced resolution against `gt`, full resolution without reference), printed
+and written as `<scores>.csv`, `.json` and `.md`; with or without a scene:
+
+    python examples/serve.py --saved_model runs/train_multi/saved_model \
+        --test_rr wv3=test_wv3_multiExm1.h5 \
+        --test_fr wv3=test_wv3_OrigScale_multiExm1.h5 --scores runs/served_scores
 """
 
 from __future__ import annotations
@@ -34,12 +43,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402  (sibling helper module: flag parsing)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("saved_model", None, "SavedModel directory.")
@@ -52,9 +64,7 @@ flags.DEFINE_integer("adapt_crop", 1024, "Max PAN side of the crop --adapt uses.
 flags.DEFINE_string("ms", None, "MS image file (GeoTIFF, .mat) or .mat scene.")
 flags.DEFINE_string("pan", None, "PAN image file (GeoTIFF, .mat).")
 flags.DEFINE_string("scene", None, "One .mat file holding both MS and PAN.")
-flags.DEFINE_string(
-    "sensor", None, "Sensor name (wv3, wv2, gf2, qb, ...).", required=True
-)
+flags.DEFINE_string("sensor", None, "Sensor of the scene (wv3, wv2, gf2, qb, ...).")
 flags.DEFINE_string("output", "fused.tif", "Output GeoTIFF path.")
 flags.DEFINE_string("quicklook", None, "PNG quicklook path (default: output.png).")
 flags.DEFINE_integer("quicklook_size", 1024, "Max side of the quicklook in pixels.")
@@ -62,6 +72,20 @@ flags.DEFINE_integer("tile", 512, "Tile side (PAN pixels).")
 flags.DEFINE_integer("overlap", 64, "Tile overlap (PAN pixels).")
 flags.DEFINE_integer("batch_size", 2, "Tiles per call.")
 flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+flags.DEFINE_multi_string(
+    "test_rr", None, "Score the model on RR test data SENSOR=PATH (with gt)."
+)
+flags.DEFINE_multi_string(
+    "test_fr", None, "Score the model on FR test data SENSOR=PATH (no gt)."
+)
+flags.DEFINE_integer("test_images", 0, "Max test images per sensor (0: all).")
+flags.DEFINE_integer("dim_cut", 0, "RR border cut of the scores (21 for 256^2).")
+flags.DEFINE_string(
+    "scores",
+    None,
+    "Path stem of the score table (.csv, .json, .md); default <output>_scores "
+    "with a scene, else ./scores.",
+)
 
 GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113)
 
@@ -114,17 +138,6 @@ def _geo_tags(path: str | None) -> list:
         ]
 
 
-def _atomic_target(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.tmp-", suffix=path.suffix
-    )
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-    return Path(tmp)
-
-
 def _quicklook(fused: np.ndarray, rgb: tuple[int, int, int], size: int) -> np.ndarray:
     step = max(1, int(np.ceil(max(fused.shape[:2]) / size)))
     img = np.asarray(fused[::step, ::step][..., list(rgb)], np.float64)
@@ -170,6 +183,30 @@ def _adapt(model, ms, pan, sensor):
     return res.model
 
 
+def _score_tests(model, stem: Path) -> None:
+    """Score `model` on --test_rr / --test_fr with the library's table."""
+    from keras_pansharp.evaluation import evaluate
+
+    rr = _common.parse_sources(FLAGS.test_rr, "test_rr")
+    fr = _common.parse_sources(FLAGS.test_fr, "test_fr")
+    table = evaluate(
+        model,
+        rr=rr or None,
+        fr=fr or None,
+        bands="rgbn" if model.bands == 4 else "native",
+        max_images=FLAGS.test_images or None,
+        dim_cut=FLAGS.dim_cut,
+        batch_size=FLAGS.batch_size,
+    )
+    table.meta["model"] = FLAGS.saved_model or FLAGS.model
+    saved = table.save(stem)
+    print(
+        f"Scores of {table.meta['model']} (mean per sensor):\n"
+        f"{table.to_markdown()}\nSaved {saved['csv']}, {saved['json']} and "
+        f"{saved['md']}"
+    )
+
+
 def main(argv):
     del argv
     import imageio.v3 as iio
@@ -178,27 +215,49 @@ def main(argv):
     from keras_pansharp.data import read_scene
     from keras_pansharp.inference import predict_scene
     from keras_pansharp.sensors import get_sensor
+    from keras_pansharp.utils.io import atomic_path
 
     t0 = time.time()
-    out_path = Path(FLAGS.output)
-    ql_path = Path(FLAGS.quicklook or out_path.with_suffix(".png"))
-    for p in (out_path, ql_path):
-        if p.exists() and not FLAGS.overwrite:
-            raise app.UsageError(f"{p} exists; pass --overwrite to replace it")
-    if FLAGS.scene:
-        scene = read_scene(FLAGS.scene, sensor=FLAGS.sensor)
-        geo_source = None
-    elif FLAGS.ms and FLAGS.pan:
-        scene = read_scene(FLAGS.ms, FLAGS.pan, sensor=FLAGS.sensor)
-        geo_source = FLAGS.pan
-    else:
-        raise app.UsageError("give --scene FILE.mat, or --ms and --pan")
-    sensor = get_sensor(FLAGS.sensor)
+    has_scene = bool(FLAGS.scene or (FLAGS.ms and FLAGS.pan))
+    has_tests = bool(FLAGS.test_rr or FLAGS.test_fr)
+    if not has_scene and not has_tests:
+        raise app.UsageError(
+            "give --scene FILE.mat, or --ms and --pan (and/or --test_rr/--test_fr "
+            "to score the model)"
+        )
+    if has_scene and not FLAGS.sensor:
+        raise app.UsageError("give the scene's --sensor (wv3, wv2, gf2, qb, ...)")
     if bool(FLAGS.saved_model) == bool(FLAGS.model):
         raise app.UsageError("give exactly one of --saved_model and --model")
-    if FLAGS.adapt and not FLAGS.model:
-        raise app.UsageError("--adapt fine-tunes a Keras model: use --model")
+    if FLAGS.adapt and not (FLAGS.model and has_scene):
+        raise app.UsageError(
+            "--adapt fine-tunes a Keras model on the scene: use --model"
+        )
+    out_path = Path(FLAGS.output)
+    ql_path = Path(FLAGS.quicklook or out_path.with_suffix(".png"))
+    stem = Path(
+        FLAGS.scores
+        or (out_path.with_name(f"{out_path.stem}_scores") if has_scene else "scores")
+    )
+    targets = [out_path, ql_path] if has_scene else []
+    if has_tests:
+        targets += [stem.with_name(f"{stem.name}.{e}") for e in ("csv", "json", "md")]
+    for p in targets:
+        if p.exists() and not FLAGS.overwrite:
+            raise app.UsageError(f"{p} exists; pass --overwrite to replace it")
+    scene = None
+    geo_source = None
+    if FLAGS.scene:
+        scene = read_scene(FLAGS.scene, sensor=FLAGS.sensor)
+    elif has_scene:
+        scene = read_scene(FLAGS.ms, FLAGS.pan, sensor=FLAGS.sensor)
+        geo_source = FLAGS.pan
     model = ServedModel(FLAGS.saved_model) if FLAGS.saved_model else _keras_model()
+    if scene is None:
+        _score_tests(model, stem)
+        print(f"Done in {time.time() - t0:.1f} s")
+        return
+    sensor = get_sensor(FLAGS.sensor)
     ms = scene.ms
     if model.bands != ms.shape[-1]:
         if model.bands == 4 and ms.shape[-1] > 4:
@@ -207,8 +266,8 @@ def main(argv):
             sensor = sensor.rgbn()
         else:
             raise ValueError(
-                f"{FLAGS.saved_model} expects {model.bands} bands, the scene has "
-                f"{ms.shape[-1]}"
+                f"{FLAGS.saved_model or FLAGS.model} expects {model.bands} bands, "
+                f"the scene has {ms.shape[-1]}"
             )
     max_value = float(sensor.max_value)
     print(
@@ -217,6 +276,9 @@ def main(argv):
     )
     if FLAGS.adapt:
         model = _adapt(model, ms, scene.pan, sensor)
+        model.bands = ms.shape[-1]
+    if has_tests:
+        _score_tests(model, stem)
     fused = predict_scene(
         model,
         ms,
@@ -229,9 +291,7 @@ def main(argv):
     )
     dn = np.clip(np.rint(fused), 0, max_value).astype(np.uint16)
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_target(out_path)
-    try:
+    with atomic_path(out_path) as tmp:
         tifffile.imwrite(
             tmp,
             dn,
@@ -240,18 +300,9 @@ def main(argv):
             extratags=_geo_tags(geo_source),
             metadata=None,
         )
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     rgb = tuple(sensor.rgbn_indices[i] for i in (2, 1, 0))
-    tmp = _atomic_target(ql_path)
-    try:
+    with atomic_path(ql_path) as tmp:
         iio.imwrite(tmp, _quicklook(dn, rgb, FLAGS.quicklook_size), extension=".png")
-        os.replace(tmp, ql_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     print(
         f"Wrote {out_path} {dn.shape} uint16 DN"
         + (" with georeferencing" if geo_source else "")

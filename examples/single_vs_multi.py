@@ -7,8 +7,8 @@ optimiser steps by default (`--budget=total`: the joint model gets
 sensor contributes the same number of training samples to both setups), then
 prints per-sensor RR (Q2n, SAM, ERGAS, SCC, PSNR) and FR (D_lambda, D_s, QNR,
 HQNR) scores side by side with the toolbox's classical EXP, BT-H and
-MTF-GLP-HPM-R as references. `--budget=per_model` gives every model
-`--total_steps` instead.
+MTF-GLP-HPM-R as references (scores: `keras_pansharp.evaluate`, toolbox-exact,
+in DN). `--budget=per_model` gives every model `--total_steps` instead.
 
     # built-in synthetic WV2 / WV3 / GF2 data
     python examples/single_vs_multi.py
@@ -18,26 +18,20 @@ MTF-GLP-HPM-R as references. `--budget=per_model` gives every model
     # (`make_training_set`), the bottom 1/4 is held out for RR and FR tests
     python examples/single_vs_multi.py --data=shared
 
-Results: `<output_dir>/single_vs_multi.{csv,json}` and the printed tables.
+Results: `<output_dir>/single_vs_multi.{csv,json,md}` and the printed table.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import _common  # noqa: E402
-import keras  # noqa: E402
-
-from keras_pansharp import recipes  # noqa: E402
-from keras_pansharp.data import (  # noqa: E402
+from keras_pansharp import recipes
+from keras_pansharp.data import (
     ArrayReader,
     MultiSensorDataset,
     PanCollectionReader,
@@ -46,9 +40,9 @@ from keras_pansharp.data import (  # noqa: E402
     read_scene,
     synthetic,
 )
-from keras_pansharp.models.registry import MODEL_NAMES, get_model  # noqa: E402
-from keras_pansharp.sensors import generic_sensor, get_sensor  # noqa: E402
-from keras_pansharp.signal import bt_h, exp_method, mtf_glp_hpm_r  # noqa: E402
+from keras_pansharp.evaluation import EvaluationTable, evaluate, load_sources
+from keras_pansharp.models.registry import MODEL_NAMES, get_model
+from keras_pansharp.sensors import generic_sensor, get_sensor
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("data", "synthetic", ["synthetic", "shared"], "Which data.")
@@ -76,11 +70,8 @@ SHARED_SCENES = {
     "pleiades": ("pleiades_urban_fr/ms.tif", "pleiades_urban_fr/pan.tif", None),
     "spot6": ("spot6_cropland_fr/ms.tif", "spot6_cropland_fr/pan.tif", None),
 }
-CLASSICAL = {
-    "EXP": lambda ms, pan, s: exp_method(ms, pan),
-    "BT-H": lambda ms, pan, s: bt_h(ms, pan),
-    "MTF-GLP-HPM-R": lambda ms, pan, s: mtf_glp_hpm_r(ms, pan, s),
-}
+# Toolbox classical methods, by the names keras_pansharp.evaluate knows.
+CLASSICAL = ("EXP", "BT-H", "MTF-GLP-HPM-R")
 
 
 def _shared_sources(cache: Path):
@@ -132,16 +123,12 @@ def _shared_sources(cache: Path):
 
 
 def _eval_sets(sources):
+    """Test data loaded once (normalised arrays + sensor) for every model."""
     n = FLAGS.test_images or None
-    res = {}
-    for split in ("test_rr", "test_fr"):
-        ds = MultiSensorDataset.for_evaluation(
-            sources[split], batch_size=4, bands="rgbn"
-        )
-        data = ds.evaluation_data(max_samples=n)
-        keys = _common.source_keys(ds)
-        res[split] = {keys[k]: (v, ds.sensors[keys[k]]) for k, v in data.items()}
-    return res
+    return {
+        split: load_sources(sources[split], bands="rgbn", max_images=n, what=split)
+        for split in ("test_rr", "test_fr")
+    }
 
 
 def _train(name, train_sources, steps):
@@ -166,20 +153,13 @@ def _train(name, train_sources, steps):
     return model, epochs * per_epoch
 
 
-def _score(fuse_for, evals, sensor_names):
-    rows = {}
-    for s in sensor_names:
-        rr, rr_sensor = evals["test_rr"][s]
-        fr, fr_sensor = evals["test_fr"][s]
-        fuse = fuse_for(s, rr_sensor)
-        row = _common.evaluate_fused(
-            fuse,
-            {"k": rr},
-            {"k": fr},
-            {"k": rr_sensor},
-        )["k"]
-        rows[s] = row
-    return rows
+def _score(predictor, evals, sensor_names):
+    """Per-sensor table of `predictor` on the RR and FR test sets."""
+    return evaluate(
+        predictor,
+        rr={s: evals["test_rr"][s] for s in sensor_names},
+        fr={s: evals["test_fr"][s] for s in sensor_names},
+    )
 
 
 def main(argv):
@@ -201,35 +181,25 @@ def main(argv):
     single_steps = (
         FLAGS.total_steps // n if FLAGS.budget == "total" else FLAGS.total_steps
     )
-    results: dict[str, dict] = {}
     steps_used = {}
 
     joint, steps_used["joint"] = _train("joint", sources["train"], FLAGS.total_steps)
-    joint_rows = _score(lambda s, _: _common.model_fuser(joint), evals, sensors)
-    singles = {}
+    joint_table = _score(joint, evals, sensors)
+    single_tables = []
     for s in sensors:
-        singles[s], steps_used[f"single_{s}"] = _train(
+        single, steps_used[f"single_{s}"] = _train(
             f"single {s}", {s: sources["train"][s]}, single_steps
         )
-    single_rows = _score(lambda s, _: _common.model_fuser(singles[s]), evals, sensors)
-    for s in sensors:
-        results[f"{s} / single"] = single_rows[s]
-        results[f"{s} / joint"] = joint_rows[s]
+        single_tables.append(_score(single, evals, [s]))
+    tables = {
+        "single": EvaluationTable.merge(single_tables),
+        "joint": joint_table,
+    }
     if FLAGS.classical:
-        for label, fn in CLASSICAL.items():
-            rows = _score(
-                lambda s, sensor, fn=fn: _common.classical_fuser(fn, sensor),
-                evals,
-                sensors,
-            )
-            for s in sensors:
-                results[f"{s} / {label}"] = rows[s]
-    # Group rows per sensor.
-    ordered = {}
-    for s in sensors:
-        for k, v in results.items():
-            if k.startswith(f"{s} / "):
-                ordered[k] = v
+        for label in CLASSICAL:
+            tables[label] = _score(label, evals, sensors)
+    # Rows "<sensor> / <method>", grouped per sensor.
+    table = EvaluationTable.compare(tables)
 
     title = (
         f"{FLAGS.model} on {FLAGS.data} data ({', '.join(sensors)}); joint "
@@ -237,9 +207,8 @@ def main(argv):
         f"{FLAGS.batch_size}, patch {FLAGS.patch_size}; backend "
         f"{keras.backend.backend()}"
     )
-    table = _common.format_table(ordered, first="sensor / method")
-    print(f"\n{title}\n\n{table}")
-    meta = {
+    print(f"\n{title}\n\n{table.to_markdown()}")
+    table.meta = {
         "title": title,
         "data": FLAGS.data,
         "model": FLAGS.model,
@@ -251,8 +220,11 @@ def main(argv):
         "sam_units": "degrees",
         "seconds": round(time.time() - t0, 1),
     }
-    _common.save_results(out, "single_vs_multi", ordered, meta)
-    print(f"\nSaved {out / 'single_vs_multi.csv'} and .json ({time.time() - t0:.0f} s)")
+    table.save(out / "single_vs_multi")
+    print(
+        f"\nSaved {out / 'single_vs_multi.csv'}, .json and .md "
+        f"({time.time() - t0:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ With no flags: PanTiny trained with the paper's recipe on the built-in
 synthetic WV2 + WV3 + GF2 data (built once into the cache, no download),
 evaluated during training at reduced resolution (RR, Wald's protocol) and
 full resolution (FR, no reference), best checkpoint by FR HQNR, final
-per-sensor RR/FR table printed and saved as CSV + JSON, SavedModel exported.
+per-sensor RR/FR table (`keras_pansharp.evaluate`) printed and saved as CSV,
+JSON and Markdown, SavedModel exported.
 
     python examples/train_multi.py
 
@@ -21,7 +22,8 @@ resumes from the last finished epoch.
 
 Outputs in `--output_dir`: `best.keras` (best FR HQNR), `last.keras`,
 `history.csv` (per-epoch loss and evaluation keys), `results.csv` /
-`results.json` (final table), `saved_model/` (TensorFlow SavedModel).
+`results.json` / `results.md` (final table, `keras_pansharp.EvaluationTable`),
+`saved_model/` (TensorFlow SavedModel).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import keras  # noqa: E402
 from keras_pansharp import recipes  # noqa: E402
 from keras_pansharp.callbacks import FREvaluation, RREvaluation  # noqa: E402
 from keras_pansharp.data import MultiSensorDataset, synthetic  # noqa: E402
+from keras_pansharp.evaluation import evaluate  # noqa: E402
 from keras_pansharp.export import export_saved_model  # noqa: E402
 from keras_pansharp.models.registry import MODEL_NAMES, get_model  # noqa: E402
 
@@ -98,13 +101,13 @@ def _sources():
 
 
 def _eval_data(sources, max_samples):
+    """`{served sensor name: arrays}` for the evaluation callbacks."""
     if not sources:
-        return None, {}, {}
+        return None
     ds = MultiSensorDataset.for_evaluation(
         sources, batch_size=4, bands=FLAGS.bands, patch_size=None
     )
-    data = ds.evaluation_data(max_samples=max_samples or None)
-    return data, ds.sensors, _common.source_keys(ds)
+    return ds.evaluation_data(max_samples=max_samples or None)
 
 
 def main(argv):
@@ -135,10 +138,8 @@ def main(argv):
         )
     bands = band_counts.pop()
 
-    valid, valid_sensors, valid_names = _eval_data(
-        paths.get("valid"), FLAGS.eval_samples
-    )
-    fr, fr_sensors, fr_names = _eval_data(paths.get("test_fr"), FLAGS.eval_samples)
+    valid = _eval_data(paths.get("valid"), FLAGS.eval_samples)
+    fr = _eval_data(paths.get("test_fr"), FLAGS.eval_samples)
 
     name = FLAGS.model
     model = get_model(name, bands=bands)
@@ -188,45 +189,39 @@ def main(argv):
         print(f"Best checkpoint by {monitor}: {best_path}")
 
     # Final per-sensor table on the test sets (validation data if none).
-    n_test = FLAGS.test_images or None
-    rr_test, rr_sensors, rr_names = _eval_data(
-        paths.get("test_rr") or paths.get("valid"), n_test
-    )
-    fr_test, fr_sensors, fr_names = _eval_data(paths.get("test_fr"), n_test)
-    rows = _common.evaluate_fused(
-        _common.model_fuser(best),
-        rr_test,
-        fr_test,
-        {**rr_sensors_by_key(rr_sensors), **rr_sensors_by_key(fr_sensors)},
-        names={**rr_names, **fr_names},
+    table = evaluate(
+        best,
+        rr=paths.get("test_rr") or paths.get("valid") or None,
+        fr=paths.get("test_fr") or None,
+        bands=FLAGS.bands,
+        max_images=FLAGS.test_images or None,
         dim_cut=FLAGS.dim_cut,
+        batch_size=4,
     )
-    table = _common.format_table(rows)
-    print(f"\nFinal scores of {name} (mean over test images per sensor):\n{table}")
-    meta = {
-        "model": name,
-        "backend": keras.backend.backend(),
-        "epochs": FLAGS.epochs,
-        "steps_per_epoch": len(train),
-        "batch_size": FLAGS.batch_size,
-        "patch_size": FLAGS.patch_size,
-        "bands": FLAGS.bands,
-        "balance": FLAGS.balance,
-        "checkpoint": str(best_path if best is not model else out / "last.keras"),
-        "sam_units": "degrees",
-    }
-    csv_path, json_path = _common.save_results(out, "results", rows, meta)
-    print(f"Saved {csv_path} and {json_path}")
+    print(
+        f"\nFinal scores of {name} (mean over test images per sensor):\n"
+        f"{table.to_markdown()}"
+    )
+    table.meta.update(
+        {
+            "model": name,
+            "backend": keras.backend.backend(),
+            "epochs": FLAGS.epochs,
+            "steps_per_epoch": len(train),
+            "batch_size": FLAGS.batch_size,
+            "patch_size": FLAGS.patch_size,
+            "bands": FLAGS.bands,
+            "balance": FLAGS.balance,
+            "checkpoint": str(best_path if best is not model else out / "last.keras"),
+        }
+    )
+    saved = table.save(out / "results")
+    print(f"Saved {saved['csv']}, {saved['json']} and {saved['md']}")
 
     if FLAGS.export:
         path = export_saved_model(best, out / "saved_model", overwrite=True)
         print(f"Exported SavedModel to {path} (serving_default: ms, pan -> fused)")
     print(f"Done in {time.time() - t_start:.0f} s")
-
-
-def rr_sensors_by_key(sensors):
-    """`{sensor key (lower-case served name): Sensor}`."""
-    return {s.name.lower(): s for s in sensors.values()}
 
 
 if __name__ == "__main__":

@@ -80,6 +80,11 @@ from keras_pansharp.inference import predict_scene
 from keras_pansharp import adaptation
 from keras_pansharp.adaptation import AdaptResult, adapt
 
+# --- evaluation tables (keras_pansharp.evaluation) ---
+# isort: split
+from keras_pansharp import evaluation
+from keras_pansharp.evaluation import EvaluationTable, evaluate
+
 # --- utils (keras_pansharp.utils) ---
 # isort: split
 from keras_pansharp import utils

@@ -60,6 +60,8 @@ def test_train_multi_outputs(trained):
             assert 0.0 <= row[key] <= 1.0
     header = (out / "results.csv").read_text().splitlines()[0].split(",")
     assert header[:3] == ["name", "rr_q2n", "rr_sam"] and "fr_hqnr" in header
+    md = (out / "results.md").read_text()
+    assert md.startswith("| sensor | Q2n | SAM |") and "| gf2 |" in md
     history = (out / "history.csv").read_text().splitlines()
     assert "fr_hqnr" in history[0] and len(history) == 2
     assert (out / "best.keras").is_file() and (out / "last.keras").is_file()
@@ -104,6 +106,33 @@ def test_serve_writes_georeferenced_geotiff(trained, tmp_path):
     assert tags[33922][3:5] == (500000.0, 4000000.0)
     assert tuple(tags[34735]) == (1, 1, 0, 1, 3072, 0, 1, 32633)
     assert (tmp_path / "fused.png").is_file()
+
+
+def test_serve_scores_saved_model_like_the_keras_model(trained, tmp_path):
+    """--test_rr/--test_fr: the SavedModel's table equals train_multi's."""
+    from keras_pansharp.data import synthetic
+
+    out, _ = trained
+    paths = synthetic.ensure_datasets()
+    stdout = _run(
+        [
+            str(ROOT / "examples" / "serve.py"),
+            f"--saved_model={out / 'saved_model'}",
+            f"--test_rr=wv3={paths['test_rr']['wv3']}",
+            f"--test_fr=wv3={paths['test_fr']['wv3']}",
+            "--test_images=1",
+            f"--scores={tmp_path / 'scores'}",
+        ],
+        cwd=tmp_path,
+    )
+    assert "| wv3 |" in stdout
+    for ext in ("csv", "json", "md"):
+        assert (tmp_path / f"scores.{ext}").is_file()
+    served = json.loads((tmp_path / "scores.json").read_text())["results"]["wv3"]
+    keras_row = json.loads((out / "results.json").read_text())["results"]["wv3"]
+    assert served.keys() == keras_row.keys()
+    for key, value in keras_row.items():
+        assert served[key] == pytest.approx(value, rel=1e-3, abs=1e-5), key
 
 
 _INTERRUPT_AFTER_FIRST_BACKUP = """

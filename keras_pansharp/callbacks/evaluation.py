@@ -31,7 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 import keras
 import numpy as np
 
-from keras_pansharp.metrics import full_resolution as fr
+from keras_pansharp.evaluation.predictors import model_inputs, to_numpy
+from keras_pansharp.evaluation.scoring import score_fr_image
 from keras_pansharp.metrics import q_index as qi
 from keras_pansharp.metrics import reduced_resolution as rr
 from keras_pansharp.metrics._inputs import _cut
@@ -57,13 +58,7 @@ def _rr_fn(name: str) -> Callable:
     return table[name]
 
 
-def _to_numpy(x) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        return x
-    try:
-        return np.asarray(keras.ops.convert_to_numpy(x))
-    except Exception:
-        return np.asarray(x)
+_to_numpy = to_numpy  # shared with keras_pansharp.evaluation
 
 
 def _is_array_pair(v) -> bool:
@@ -181,10 +176,7 @@ class _EvaluationCallback(keras.callbacks.Callback):
     def _model_inputs(self, inputs: Mapping) -> dict:
         """Keep the input keys the model declares (others, e.g. an unused
         "lms", are dropped); a missing required input fails in Keras."""
-        struct = getattr(self.model, "_inputs_struct", None)
-        if isinstance(struct, Mapping):
-            return {k: v for k, v in inputs.items() if k in struct}
-        return dict(inputs)
+        return model_inputs(self.model, inputs)
 
     def _predict(self, inputs: Mapping, on_batch: bool) -> np.ndarray:
         x = self._model_inputs(inputs)
@@ -450,7 +442,6 @@ class FREvaluation(_EvaluationCallback):
             yield pred, inputs["ms"], inputs["pan"]
 
     def _score_source(self, s: Sensor, source):
-        scale = s.max_value
         for pred, ms, pan in self._batches(source):
             if ms.shape[-1] != s.num_bands:
                 raise ValueError(
@@ -460,10 +451,7 @@ class FREvaluation(_EvaluationCallback):
                 if not np.all(np.isfinite(f_img)):
                     yield self._nan_values("the model output has NaN/inf")
                     continue
-                r = fr.evaluate_fr(
-                    f_img.astype(np.float64) * scale,
-                    np.asarray(m_img, np.float64) * scale,
-                    np.asarray(p_img, np.float64) * scale,
-                    sensor=s,
-                )
+                # keras_pansharp.evaluation's FR image score (evaluate_fr in
+                # DN); no "lms": the toolbox interp23tap of `ms`, as before.
+                r = score_fr_image(f_img, m_img, p_img, s)
                 yield {m: r[m] for m in self.metrics}

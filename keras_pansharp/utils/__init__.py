@@ -1,5 +1,6 @@
-"""Utilities: performance defaults and fast, result-preserving kernels."""
+"""Utilities: performance defaults, fast result-preserving kernels, atomic files."""
 
+from keras_pansharp.utils.io import atomic_path, write_atomic
 from keras_pansharp.utils.perf import (
     channel_attention,
     channel_layer_norm,
