@@ -50,11 +50,20 @@ whole-scene `interp23tap` exactly (done only for models whose upsampler is
 Memory is bounded by the inputs (which may be `np.memmap`s or h5py datasets
 read tile by tile), the output (an in-memory array, or any writable
 array-like passed as `out=`, e.g. a `np.memmap`) and one batch of tiles.
+
+Every tile is checked on the host as it is read, before the model runs:
+NaN / inf raise a `ValueError` naming the input and the tile's position, and
+values above 1.5 once normalised (digital numbers given without
+`max_value=`, or a `max_value` below the data's range) warn once per call
+with the largest value seen (a warning, not an error, for the reasons given
+in `keras_pansharp.models.base`). The data are never altered.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 
 import keras
 import numpy as np
@@ -75,6 +84,7 @@ __all__ = [
 ]
 
 RATIO = 4
+UNIT_MAX = 1.5  # largest normalised value taken for [0, 1] data (models.base)
 _HALO_LR = 12  # > reach of the two 23-tap x2 stages (about 8.25 LR pixels)
 
 
@@ -214,6 +224,15 @@ def receptive_radius(model) -> int:
                 d * (k - 1) // 2 for k, d in zip(layer.kernel_size, layer.dilation_rate)
             )
     return total
+
+
+def _outside_level() -> int:
+    """`warnings.warn` stack level, from the caller, of the first frame
+    outside this module (the user's call of `predict_scene`)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _wrapped_slice(arr, start: int, stop: int, axis: int) -> np.ndarray:
@@ -364,7 +383,13 @@ def predict_scene(
 
     Raises:
         ValueError: bad shapes, ratio, dtype, tiling arguments, or a tile
-            containing NaN/inf (its location is named).
+            containing NaN/inf (the input and the tile's location are named;
+            checked on the host as each tile is read, before the model runs).
+
+    Warns:
+        UserWarning: once per call, when a tile's values exceed 1.5 after
+            normalisation (digital numbers without `max_value=`, or a
+            `max_value` below the data's range). The data are never rescaled.
 
     Example:
     >>> fused = predict_scene(model, ms_scene, pan_scene, tile=512)
@@ -403,6 +428,50 @@ def predict_scene(
             f"{tuple(out.shape)}"
         )
     own_lms = lms is None and _uses_interp23tap_lms(model)
+    warned = []
+
+    def check(name, arr, y0, x0, r0, c0, size):
+        """Raise on NaN/inf in a tile just read; return its largest value.
+
+        `(r0, c0)`: the position of `arr[0, 0]` in `name`'s own coordinates
+        (negative or past the end for a circular halo), `size` its `(h, w)`.
+        """
+        lo, hi = float(np.min(arr)), float(np.max(arr))  # NaN propagates
+        if math.isfinite(lo) and math.isfinite(hi):
+            return hi
+        where = np.argwhere(~np.isfinite(arr))
+        rows, cols = (r0 + where[:, 0]) % size[0], (c0 + where[:, 1]) % size[1]
+        bands = where[:, 2] if where.shape[1] > 2 else np.zeros_like(rows)
+        count = len(set(zip(rows.tolist(), cols.tolist(), bands.tolist())))
+        raise ValueError(
+            f"predict_scene: '{name}' contains {count} NaN or inf value(s) in "
+            f"the data read for the tile at PAN rows {y0}:{y0 + th}, cols "
+            f"{x0}:{x0 + tw} (the first at {name} row {rows[0]}, col {cols[0]}); "
+            "replace or mask them (e.g. nodata pixels) before fusing"
+        )
+
+    def warn_dn(hi, y0, x0):
+        if hi * scale <= UNIT_MAX or warned:
+            return
+        warned.append(True)
+        if max_value is None:
+            fix = (
+                "pass max_value= (the sensor's max DN, e.g. 2047 for 11-bit "
+                "data) to normalise tile by tile"
+            )
+        else:
+            fix = (
+                f"max_value={max_value:g} is below the data's range: the data "
+                f"reach {hi:.6g}; pass the sensor's max DN"
+            )
+        warnings.warn(
+            f"predict_scene: the tile at PAN rows {y0}:{y0 + th}, cols "
+            f"{x0}:{x0 + tw} reaches {hi * scale:.6g} after normalisation, but the "
+            f"model expects [0, 1] (values above {UNIT_MAX} look like digital "
+            f"numbers): {fix}. Further tiles are not reported.",
+            UserWarning,
+            stacklevel=_outside_level(),
+        )
 
     def load(y0, x0):
         ly0, lx0 = y0 // RATIO, x0 // RATIO
@@ -411,22 +480,24 @@ def predict_scene(
         pan_t = np.asarray(pan[y0 : y0 + th, x0 : x0 + tw], dtype=np.float32)
         if pan2d:
             pan_t = pan_t[..., None]
+        hi = max(
+            check("ms", ms_t, y0, x0, ly0, lx0, (h, w)),
+            check("pan", pan_t, y0, x0, y0, x0, (big_h, big_w)),
+        )
         tile_in = {"ms": ms_t * scale, "pan": pan_t * scale}
         if lms is not None:
             lms_t = np.asarray(lms[y0 : y0 + th, x0 : x0 + tw], dtype=np.float32)
+            hi = max(hi, check("lms", lms_t, y0, x0, y0, x0, (big_h, big_w)))
             tile_in["lms"] = lms_t * scale
         elif own_lms:
             ext = _wrapped_slice(ms, ly0 - _HALO_LR, ly0 + lth + _HALO_LR, 0)
             ext = _wrapped_slice(ext, lx0 - _HALO_LR, lx0 + ltw + _HALO_LR, 1)
-            up = interp23tap(np.asarray(ext, dtype=np.float64) * scale, RATIO)
+            ext = np.asarray(ext, dtype=np.float64)
+            check("ms", ext, y0, x0, ly0 - _HALO_LR, lx0 - _HALO_LR, (h, w))
+            up = interp23tap(ext * scale, RATIO)
             k = RATIO * _HALO_LR
             tile_in["lms"] = up[k : k + th, k : k + tw].astype(np.float32)
-        for name, arr in tile_in.items():
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(
-                    f"predict_scene: '{name}' contains NaN or inf in the tile at "
-                    f"PAN rows {y0}:{y0 + th}, cols {x0}:{x0 + tw}"
-                )
+        warn_dn(hi, y0, x0)
         return tile_in
 
     def batches(jobs):
@@ -439,6 +510,21 @@ def predict_scene(
             tiles += [tiles[-1]] * (size - len(tiles))
             yield batch_jobs, {k: np.stack([t[k] for t in tiles]) for k in tiles[0]}
 
+    # The tiles are checked above; the model's own NumPy checks would repeat.
+    from keras_pansharp.models.base import skip_value_checks
+
+    with skip_value_checks():
+        return _predict(
+            model, exact, global_layers, batches, out, big_h, big_w, th, tw, tile,
+            halo, overlap, max_value, verbose,
+        )  # fmt: skip
+
+
+def _predict(
+    model, exact, global_layers, batches, out, big_h, big_w, th, tw, tile, halo,
+    overlap, max_value, verbose,
+):  # fmt: skip
+    """The two schemes of `predict_scene` on checked, loaded tiles."""
     if exact:
         return _predict_exact(
             model, global_layers, batches, out, big_h, big_w, th, tw, tile, halo,

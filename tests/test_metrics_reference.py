@@ -8,6 +8,7 @@ import pytest
 from keras_pansharp.metrics import full_resolution as FR
 from keras_pansharp.metrics import q_index as QI
 from keras_pansharp.metrics import reduced_resolution as RR
+from keras_pansharp.metrics import windowed as W
 from keras_pansharp.sensors import generic_sensor
 from tests.test_case import GOLDEN_CASES as CASES
 
@@ -348,3 +349,212 @@ def test_block_q_matches_blockproc_loop(rng):
         QI._block_groups(np.stack([x[..., 0], y[..., 0]], -1), 32)
     )
     assert pairs[0, 1] == pytest.approx(want[0], rel=1e-12)
+
+
+# ------------------------------------------ inputs on different scales
+@pytest.fixture(scope="module")
+def small_scene():
+    import keras_pansharp as kp
+    from keras_pansharp.data.synthetic import make_scene
+
+    scene, truth = make_scene("qb", size=128, return_truth=True)
+    fused = kp.mtf_glp_hpm_r(scene.ms, scene.pan, "qb")
+    return fused, scene.ms, scene.pan, truth
+
+
+def test_fr_scale_mismatch_names_the_arguments(small_scene):
+    import warnings
+
+    f, ms, pan, _ = small_scene
+    n = 2047.0
+    fr = FR.evaluate_fr
+    unit_fused = r"'fused' looks normalised to \[0, 1\].*'ms_lr' looks like digital"
+    with pytest.raises(ValueError, match=unit_fused + r".*normalized=True"):
+        fr(f / n, ms, pan, sensor="qb")
+    with pytest.raises(ValueError, match=r"'ms_lr' looks normalised.*'fused' looks"):
+        fr(f, ms / n, pan / n, sensor="qb")
+    with pytest.raises(ValueError, match=r"'pan' looks normalised.*'ms_lr' looks"):
+        fr(f, ms, pan / n, sensor="qb")
+    with pytest.raises(ValueError, match=r"'ms_lr' looks normalised.*multiply"):
+        fr(f / n, ms / n, pan, sensor="qb", normalized=True)
+    with pytest.raises(ValueError, match=r"'lms' looks like digital"):
+        fr(
+            f / n,
+            ms / n,
+            pan / n,
+            sensor="qb",
+            normalized=True,
+            lms=np.ones_like(f) * 900,
+        )
+    with pytest.raises(
+        ValueError, match=r"normalized=True but the inputs look like digital numbers"
+    ):
+        fr(f, ms, pan, sensor="qb", normalized=True)
+    # hqnr goes through evaluate_fr.
+    with pytest.raises(ValueError, match=unit_fused):
+        FR.hqnr(f / n, ms, pan, sensor="qb")
+    # All in [0, 1] without normalized=True: warns (D_lambda^K meaningless).
+    with pytest.warns(UserWarning, match=r"look.*normalised.*normalized=True"):
+        fr(f / n, ms / n, pan / n, sensor="qb")
+    # A near-black fused image is a poor but legitimate input: warns only.
+    with pytest.warns(UserWarning, match="different scales"):
+        fr(f / 40, ms, pan, sensor="qb")
+    # Consistent inputs, in DN or normalised, neither raise nor warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = fr(f, ms, pan, sensor="qb")
+        b = fr(f / n, ms / n, pan / n, sensor="qb", normalized=True)
+        fr(f * 1.5, ms, pan, sensor="qb")  # a brighter, still same-scale image
+    assert a["hqnr"] == pytest.approx(b["hqnr"], abs=1e-9)
+
+
+def test_rr_scale_mismatch_names_the_arguments(small_scene):
+    import warnings
+
+    f, _, _, gt = small_scene
+    n = 2047.0
+    with pytest.raises(ValueError, match=r"'fused' looks normalised.*'gt' looks like"):
+        RR.evaluate_rr(f / n, gt, sensor="qb")
+    with pytest.raises(ValueError, match=r"'gt' looks normalised.*'fused' looks like"):
+        RR.evaluate_rr(f, gt / n, sensor="qb", normalized=True)
+    with pytest.raises(ValueError, match="normalized=True but"):
+        RR.evaluate_rr(f, gt, sensor="qb", normalized=True)
+    with pytest.warns(UserWarning, match="normalized=True"):
+        RR.evaluate_rr(f / n, gt / n, sensor="qb")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RR.evaluate_rr(f, gt, sensor="qb")
+        RR.evaluate_rr(f / n, gt / n, sensor="qb", normalized=True)
+
+
+# -------------------------------- windowed (scene-level) evaluation
+class _Reads:
+    """An array-like (shape, dtype, 2-D slicing) recording every read."""
+
+    def __init__(self, a):
+        self.a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, []
+
+    def __getitem__(self, key):
+        out = self.a[key]
+        self.reads.append(out.shape[:2])
+        return out
+
+
+@pytest.fixture(scope="module")
+def scene_512():
+    import keras_pansharp as kp
+    from keras_pansharp.data.synthetic import make_scene
+
+    scene, truth = make_scene("wv3", size=512, return_truth=True)
+    fused = kp.mtf_glp_hpm_r(scene.ms, scene.pan, "wv3")
+    return fused, scene.ms, scene.pan, truth
+
+
+def _max_abs_diff(got, want):
+    assert set(got) == set(want)
+    return max(abs(got[k] - want[k]) for k in want)
+
+
+def test_windowed_fr_equals_in_memory(scene_512):
+    f, ms, pan, _ = scene_512
+    want = FR.evaluate_fr(f, ms, pan, sensor="wv3")
+    # 160 and 384 do not divide 512; 1024 is larger than the scene.
+    for window in (160, 384, 1024):
+        got = W.evaluate_fr_windowed(f, ms, pan, sensor="wv3", window=window)
+        assert _max_abs_diff(got, want) < 1e-10, (window, got, want)
+    assert 0.0 < want["d_lambda_k"] < 0.2 and 0.0 < want["d_s"] < 0.3
+
+
+def test_windowed_fr_memmap_bounded_reads(scene_512, tmp_path):
+    f, ms, pan, _ = scene_512
+    arrays = {}
+    for name, a in (
+        ("f", f[:384, :448]),
+        ("ms", ms[:96, :112]),
+        ("pan", pan[:384, :448]),
+    ):
+        mm = np.lib.format.open_memmap(
+            tmp_path / f"{name}.npy", mode="w+", dtype=np.uint16, shape=a.shape
+        )
+        mm[:] = np.round(a)
+        mm.flush()
+        arrays[name] = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+    want = FR.evaluate_fr(
+        *(np.asarray(arrays[k]) for k in ("f", "ms", "pan")), sensor="wv3"
+    )
+    src = {k: _Reads(v) for k, v in arrays.items()}
+    got = W.evaluate_fr_windowed(
+        src["f"], src["ms"], src["pan"], sensor="wv3", window=128
+    )
+    assert _max_abs_diff(got, want) < 1e-10
+    # Window 128 + halos: no read is near the scene size (384 x 448).
+    for k, unit in (("f", 1), ("ms", 4), ("pan", 1)):
+        assert max(max(r) for r in src[k].reads) * unit <= 128 + 2 * 60, k
+    # Normalised inputs and precomputed lms / pan_lr, as evaluate_fr.
+    from keras_pansharp.signal import imresize_bicubic, interp23tap
+
+    n = 2047.0
+    fa, ma, pa = (np.asarray(arrays[k]) / n for k in ("f", "ms", "pan"))
+    lms, plr = interp23tap(ma, 4), imresize_bicubic(pa, 0.25)
+    kw = dict(sensor="wv3", normalized=True, lms=lms, pan_lr=plr)
+    want = FR.evaluate_fr(fa, ma, pa, **kw)
+    assert (
+        _max_abs_diff(W.evaluate_fr_windowed(fa, ma, pa, window=96, **kw), want) < 1e-10
+    )
+
+
+@pytest.mark.parametrize("shape,cut", [((512, 512), 0), ((300, 270), 21)])
+def test_windowed_rr_equals_in_memory(scene_512, shape, cut):
+    f, _, _, gt = scene_512
+    f, gt = f[: shape[0], : shape[1]], gt[: shape[0], : shape[1]]
+    want = RR.evaluate_rr(f, gt, sensor="wv3", dim_cut=cut)
+    for window in (96, 160, 1024):
+        got = W.evaluate_rr_windowed(f, gt, sensor="wv3", dim_cut=cut, window=window)
+        assert _max_abs_diff(got, want) < 1e-10, (window, got, want)
+
+
+def test_windowed_golden(golden):
+    values, arrays = golden
+    for case in CASES:
+        v, a = values[case], arrays[case]
+        for method in METHODS:
+            fused = a[f"fused_{method}"]
+            if case.startswith("fr_"):
+                got = W.evaluate_fr_windowed(
+                    fused, a["ms_lr"], a["pan"], sensor=_sensor(v, a), window=96
+                )
+                _close(got["hqnr"], v["hqnr"][method]["HQNR"], f"{case}/{method}")
+                _close(got["qnr"], v["qnr"][method]["QNR"], f"{case}/{method}")
+            if "rr_cut21" in v:
+                got = W.evaluate_rr_windowed(
+                    fused, a["gt"], max_value=2.0 ** v["L"] - 1, dim_cut=21, window=64
+                )
+                for gkey, mkey in RR_KEYS.items():
+                    _close(got[mkey], v["rr_cut21"][method][gkey], f"{case}/{gkey}")
+
+
+def test_windowed_errors(scene_512):
+    f, ms, pan, gt = scene_512
+    f, ms, pan, gt = f[:128, :128], ms[:32, :32], pan[:128, :128], gt[:128, :128]
+    bad = f.copy()
+    bad[100, 17, 3] = np.nan
+    with pytest.raises(
+        ValueError, match=r"fused: contains 1 NaN.*first at row 100, col 17"
+    ):
+        W.evaluate_fr_windowed(bad, ms, pan, sensor="wv3", window=64)
+    with pytest.raises(ValueError, match=r"gt: contains 1 NaN.*row 100, col 17"):
+        W.evaluate_rr_windowed(gt, bad, sensor="wv3", window=64)
+    with pytest.raises(
+        ValueError, match=r"'fused' looks normalised.*'ms_lr' looks like"
+    ):
+        W.evaluate_fr_windowed(f / 2047, ms, pan, sensor="wv3", window=64)
+    with pytest.raises(ValueError, match=r"'gt' looks normalised.*'fused' looks like"):
+        W.evaluate_rr_windowed(f, gt / 2047, sensor="wv3", window=64)
+    with pytest.raises(ValueError, match="4 x ms_lr"):
+        W.evaluate_fr_windowed(f[:96], ms, pan[:96], sensor="wv3")
+    with pytest.raises(ValueError, match="multiples of 32"):
+        W.evaluate_fr_windowed(f[:, :112], ms[:, :28], pan[:, :112], sensor="wv3")
+    with pytest.raises(ValueError, match="window must be at least 32"):
+        W.evaluate_fr_windowed(f, ms, pan, sensor="wv3", window=16)
+    with pytest.raises(ValueError, match="max_value"):
+        W.evaluate_rr_windowed(f, gt)

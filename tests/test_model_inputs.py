@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -11,7 +13,9 @@ from keras_pansharp.layers.interp23tap import Interp23Tap
 from keras_pansharp.models.base import (
     PansharpModel,
     UpsampledMS,
+    check_input_values,
     pansharp_inputs,
+    skip_value_checks,
     validate_pansharp_inputs,
 )
 from tests.test_case import TestCase, to_numpy
@@ -90,6 +94,8 @@ class TestInputs(TestCase):
         y = model({"ms": ms, "pan": np.zeros((1, 16, 24, 1), "float32")})
         assert tuple(y.shape) == (1, 16, 24, 2)
 
+    # The shifted lms (lms + 1) exceeds 1.5: the DN warning is expected.
+    @pytest.mark.filterwarnings("ignore:ContractModel. input values above")
     def test_optional_lms_call_predict_fit_and_reload(self, rng, tmp_path):
         model = ContractModel()
         d = _data(rng)
@@ -245,3 +251,75 @@ class TestValidation(TestCase):
         assert out["lms"] is symbolic["lms"]
         with pytest.raises(ValueError, match="8 bands"):
             validate_pansharp_inputs(symbolic, 8, model_name="X")
+
+
+class TestValueChecks(TestCase):
+    """Host-side checks of NumPy inputs: NaN/inf raise, DN values warn."""
+
+    @pytest.mark.parametrize(
+        "key,value", [("ms", np.nan), ("pan", np.inf), ("lms", -np.inf)]
+    )
+    def test_non_finite_raises_before_the_model_runs(self, rng, key, value):
+        d = _data(rng, lms=True)
+        d[key][1, 5, 6, 0] = value
+        model = ContractModel()
+        model.compile(optimizer="adam", loss="mae")
+        pattern = rf"ContractModel: input '{key}' contains 1 non-finite.*\(1, 5, 6, 0\)"
+        with pytest.raises(ValueError, match=pattern):
+            model(d)
+        with pytest.raises(ValueError, match=pattern):
+            model.predict(d, verbose=0)
+        with pytest.raises(ValueError, match=pattern):
+            model.predict_on_batch(d)
+        with pytest.raises(ValueError, match=pattern):
+            model.fit(d, _target(d), epochs=1, verbose=0)
+        with pytest.raises(ValueError, match=pattern):
+            model.evaluate(d, _target(d), verbose=0)
+
+    def test_digital_numbers_warn_and_are_not_rescaled(self, rng):
+        d = _data(rng)
+        dn = {k: np.round(v * 2047).astype("float32") for k, v in d.items()}
+        kept = {k: v.copy() for k, v in dn.items()}
+        model = ContractModel()
+        pattern = r"'ms' max 20\d\d.*'pan' max 20\d\d.*sensor's maximum DN"
+        with pytest.warns(UserWarning, match=pattern) as rec:
+            y_call = to_numpy(model(dn))
+        assert rec[0].filename == __file__  # points at the caller
+        with pytest.warns(UserWarning, match=pattern):
+            y_pred = model.predict(dn, verbose=0)
+        with pytest.warns(UserWarning, match=r"max_value="):
+            y_batch = to_numpy(model.predict_on_batch(dn))
+        for k in dn:  # never altered
+            np.testing.assert_array_equal(dn[k], kept[k])
+        # The model ran on the data as given (linear model: y(DN) = 2047 y).
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y = to_numpy(model(d))
+        scale = dn["ms"].max() / d["ms"].max()
+        assert scale > 2000
+        self.assertAllClose(y_call, y_pred, atol=1e-2)
+        self.assertAllClose(y_call, y_batch, atol=1e-2)
+        assert np.abs(y_call).max() > 100 * np.abs(y).max()
+
+    def test_normalised_data_with_overshoot_do_not_warn(self, rng):
+        d = _data(rng, lms=True)
+        d["lms"] = d["lms"] * 1.2 - 0.1  # interpolation/augmentation overshoot
+        model = ContractModel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model(d)
+            model.predict(d, verbose=0)
+            model.predict_on_batch(d)
+
+    def test_tensors_are_not_checked_and_context_disables(self, rng):
+        d = _data(rng)
+        d["ms"][0, 0, 0, 0] = np.nan
+        # Tensors (possibly on an accelerator, possibly traced) are skipped:
+        # no host copy, no extra graph op; the model propagates the NaN.
+        t = {k: ops.convert_to_tensor(v) for k, v in d.items()}
+        model = ContractModel()
+        assert np.isnan(to_numpy(model(t))).any()
+        with skip_value_checks():
+            check_input_values(d, "X")  # disabled
+        with pytest.raises(ValueError, match="X: input 'ms'"):
+            check_input_values(d, "X")

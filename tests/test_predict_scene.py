@@ -199,3 +199,77 @@ def test_exact_for_convnet_and_dn(rng):
         max_value=max_value, verbose=0,
     )  # fmt: skip
     np.testing.assert_allclose(dn / max_value, full, atol=1e-5)
+
+
+def test_non_finite_tile_is_named_memmap(rng, tmp_path):
+    """Array-likes are read tile by tile; the bad tile and pixel are named."""
+    model = PNN(bands=4)
+    ms, pan = _scene(rng, 32, 32)  # PAN 128 x 128
+    ms_mm = np.lib.format.open_memmap(
+        tmp_path / "ms.npy", mode="w+", dtype=np.float32, shape=ms.shape
+    )
+    ms_mm[:] = ms
+    ms_mm[20, 25, 2] = np.nan
+    ms_mm.flush()
+    ms_mm = np.load(tmp_path / "ms.npy", mmap_mode="r")
+    # Found in the first tile read whose data (MS tile plus the circular
+    # interp23tap halo) holds it.
+    with pytest.raises(
+        ValueError,
+        match=r"'ms' contains 1 NaN or inf.*PAN rows 0:64, cols 0:64.*ms row 20, col 25",
+    ):
+        predict_scene(model, ms_mm, pan, tile=64, overlap=0, verbose=0)
+    # Without the halo (a precomputed lms): the MS tile holding the pixel.
+    lms = np.zeros((128, 128, 4), np.float32)
+    with pytest.raises(ValueError, match=r"'ms'.*PAN rows 64:128, cols 64:128"):
+        predict_scene(model, ms_mm, pan, lms=lms, tile=64, overlap=0, verbose=0)
+    bad = pan.copy()
+    bad[3, 70] = -np.inf
+    with pytest.raises(
+        ValueError, match=r"'pan' contains 1 NaN or inf.*rows 0:64.*pan row 3, col 70"
+    ):
+        predict_scene(model, ms, bad, tile=64, overlap=0, verbose=0)
+    # In the circular halo of a tile's interp23tap, before the model runs.
+    bad_ms = ms.copy()
+    bad_ms[31, 31, 0] = np.nan
+    with pytest.raises(ValueError, match=r"'ms'.*rows 0:64, cols 0:64.*row 31, col 31"):
+        predict_scene(model, bad_ms, pan, tile=64, overlap=0, verbose=0)
+    lms[100, 1, 3] = np.inf
+    with pytest.raises(ValueError, match=r"'lms'.*lms row 100, col 1"):
+        predict_scene(model, ms, pan, lms=lms, tile=64, overlap=0, verbose=0)
+
+
+def test_digital_numbers_warn_once_and_are_not_rescaled(rng):
+    import warnings
+
+    model = PNN(bands=4)
+    ms, pan = _scene(rng, 24, 24)  # PAN 96: 4 tiles of 64 (overlap 32)
+    ms_dn, pan_dn = ms * 2047, pan * 2047
+    kept = ms_dn.copy()
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        out = predict_scene(model, ms_dn, pan_dn, tile=64, overlap=32, verbose=0)
+    msgs = [str(w.message) for w in rec if issubclass(w.category, UserWarning)]
+    # One warning per call (not per tile, not repeated by the model's check).
+    assert len(msgs) == 1, msgs
+    assert "reaches 204" in msgs[0] and "max_value=" in msgs[0]
+    assert rec[0].filename == __file__
+    np.testing.assert_array_equal(ms_dn, kept)
+    # Not rescaled: the model ran on the DN values as given.
+    with pytest.warns(UserWarning, match="input values above"):
+        ref = model.predict(
+            {"ms": ms_dn[None], "pan": pan_dn[None, ..., None]}, verbose=0
+        )[0]
+    assert np.abs(out - ref).max() < 1e-3 * np.abs(ref).max()
+    # A max_value below the data's range is reported too.
+    with pytest.warns(UserWarning, match=r"max_value=255 is below.*reach 204"):
+        predict_scene(
+            model, ms_dn, pan_dn, max_value=255, tile=64, overlap=32, verbose=0
+        )
+    # Normalised inputs (and DN with the right max_value) do not warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict_scene(model, ms, pan, tile=64, overlap=32, verbose=0)
+        predict_scene(
+            model, ms_dn, pan_dn, max_value=2047, tile=64, overlap=32, verbose=0
+        )

@@ -6,6 +6,9 @@
   They live in `q_index` (Q_avg, Q2n), `reduced_resolution` (SAM, ERGAS, SCC,
   PSNR, SSIM, `evaluate_rr`) and `full_resolution` (D_λ, D_s, QNR, D_λ^K,
   HQNR, `evaluate_fr`); `reference` re-exports them for compatibility.
+- `evaluate_fr_windowed`, `evaluate_rr_windowed` (`windowed`): the same
+  numbers for scenes read window by window (memmaps, h5py, GeoTIFF windows)
+  in bounded memory.
 - Keras metrics (`SAM`, `ERGAS`, `Q2n`, `SCC`, `PSNR`, `SSIM`) for `compile()`.
 """
 
@@ -26,4 +29,8 @@ from keras_pansharp.metrics.reduced_resolution import (
     sam,
     scc,
     ssim,
+)
+from keras_pansharp.metrics.windowed import (
+    evaluate_fr_windowed,
+    evaluate_rr_windowed,
 )

@@ -19,9 +19,11 @@ from keras_pansharp.metrics._inputs import (
     RATIO,
     _as_image,
     _check_bands,
+    _check_scales,
     _pan,
     _resolve_scale,
     _same_shape,
+    _scale_stats,
     _to_dn,
 )
 from keras_pansharp.metrics.q_index import (
@@ -321,6 +323,20 @@ def evaluate_fr(
     Returns:
         dict with `d_lambda`, `d_s`, `qnr`, `d_lambda_k`, `hqnr` (floats).
 
+    Raises:
+        ValueError: bad shapes or band counts, NaN / inf, or inputs on
+            different scales: one of `fused`, `ms_lr`, `pan` (`lms`,
+            `pan_lr`) normalised to [0, 1] (mean |x| <= 1) and another in DN
+            (mean > 1.5), their means more than 20x apart (the message names
+            which is which and the fix), or `normalized=True` with DN inputs.
+            The check costs a few passes over the data. It warns instead when
+            the gap may be legitimate (e.g. a near-black fused image) or when
+            every input looks normalised but `normalized=False` (only D_λ^K
+            depends on the scale). See `keras_pansharp.metrics._inputs`.
+
+    For scenes too large for memory, `evaluate_fr_windowed` gives the same
+    numbers window by window.
+
     Example:
 
     >>> scores = evaluate_fr(fused, ms_lr, pan, sensor="wv3")  # doctest: +SKIP
@@ -330,6 +346,15 @@ def evaluate_fr(
     _check_bands(f, sensor, "fused")
     scale = _resolve_scale(sensor, max_value)
     lm = None if lms is None else _as_image(lms, "lms")
+    plr = None if pan_lr is None else _pan(pan_lr, "pan_lr")
+    named = {"ms_lr": ms, "fused": f, "pan": pn, "lms": lm, "pan_lr": plr}
+    _check_scales(
+        {k: _scale_stats(v) for k, v in named.items() if v is not None},
+        "ms_lr",
+        normalized=normalized,
+        scale=scale,
+        fn="evaluate_fr",
+    )
     f, ms, pn = _to_dn((f, ms, pn), normalized, scale)
     if lm is not None:
         (lm,) = _to_dn((lm,), normalized, scale)
@@ -337,9 +362,8 @@ def evaluate_fr(
         lm = _lms(ms)
     else:
         _same_shape(lm, f, "lms", "fused")
-    plr = None
-    if pan_lr is not None:
-        (plr,) = _to_dn((_pan(pan_lr, "pan_lr"),), normalized, scale)
+    if plr is not None:
+        (plr,) = _to_dn((plr,), normalized, scale)
     plp = _pan_lp_or(plr, pn, ms)
     s = int(block_size)
     groups = (_block_groups(f, s), _block_groups(lm, s))  # shared by D_lambda, D_s

@@ -89,6 +89,11 @@ def q_avg(fused, gt, block_size: int = Q_BLOCK) -> float:
     k = int(block_size)
     if f.shape[0] < k or f.shape[1] < k:
         raise ValueError(f"q_avg needs images of at least {k}x{k}, got {f.shape[:2]}.")
+    return float(np.mean(np.mean(_q_map(f, g, k), axis=(0, 1))))
+
+
+def _q_map(f: np.ndarray, g: np.ndarray, k: int) -> np.ndarray:
+    """UIQI of every k x k window (valid region): `(H-k+1, W-k+1, C)`."""
     n = float(k * k)
     # Shift each band by a (rounded) constant: integer data stay integer, so
     # window sums of flat windows stay exact; sums are better conditioned.
@@ -107,8 +112,7 @@ def q_avg(fused, gt, block_size: int = Q_BLOCK) -> float:
     vg = n * sgg - sg * sg
     vf = n * sff - sf * sf
     cgf = n * sgf - sg * sf
-    qmap = _uiqi_from_moments(mg, mf, vg, vf, cgf)
-    return float(np.mean(np.mean(qmap, axis=(0, 1))))
+    return _uiqi_from_moments(mg, mf, vg, vf, cgf)
 
 
 # ------------------------------------------------------------------------ Q2n
@@ -300,11 +304,16 @@ def q2n(
 
 
 def _q2n_dn(f: np.ndarray, g: np.ndarray, s: int) -> float:
+    return float(np.mean(_q2n_block_norms(f, g, s)))
+
+
+def _q2n_block_norms(f: np.ndarray, g: np.ndarray, s: int) -> np.ndarray:
+    """Per-block Q2n norms (row-major blocks) of DN images, padded as `q2n`."""
     c = g.shape[2]
     n = 1 << (c - 1).bit_length()  # bands zero-padded to a power of two
     a, dg = _block_centered(_pad_symmetric_to(g, s), s, s, quantize=True)
     b, df = _block_centered(_pad_symmetric_to(f, s), s, s, quantize=True)
-    return float(np.mean(_q2n_blocks(a, dg, b, df, n)))
+    return _q2n_blocks(a, dg, b, df, n)
 
 
 # ------------------------------------------------------------ block Q (QNR)
@@ -333,15 +342,26 @@ def _block_groups(x: np.ndarray, s: int):
 
 
 def _mean_q(per_group) -> np.ndarray:
+    total, count = _sum_q(per_group)
+    return total / count
+
+
+def _sum_q(per_group) -> tuple[np.ndarray, int]:
+    """Sum of the per-block values over the groups, and the block count."""
     total, count = 0.0, 0
     for q in per_group:
         total = total + np.sum(q, axis=0)
         count += q.shape[0]
-    return total / count
+    return total, count
 
 
 def _block_q_pairs(groups) -> np.ndarray:
     """(C, C) mean block Q between every band pair (sample covariance)."""
+    return _mean_q(_block_q_pairs_each(groups))
+
+
+def _block_q_pairs_each(groups):
+    """Per group, the (nb, C, C) block Q between every band pair."""
 
     def one(m, d):
         ddof = max(d.shape[1] - 1, 1)  # 1-pixel blocks: deviations are 0
@@ -351,11 +371,16 @@ def _block_q_pairs(groups) -> np.ndarray:
             m[:, :, None], m[:, None, :], var[:, :, None], var[:, None, :], cov
         )
 
-    return _mean_q(one(m, d) for m, d in groups)
+    return (one(m, d) for m, d in groups)
 
 
 def _block_q_bands(gx, gy) -> np.ndarray:
     """(C,) mean block Q of each band of x against y (one band or C bands)."""
+    return _mean_q(_block_q_bands_each(gx, gy))
+
+
+def _block_q_bands_each(gx, gy):
+    """Per group, the (nb, C) block Q of each band of x against y."""
 
     def one(mx, dx, my, dy):
         ddof = max(dx.shape[1] - 1, 1)
@@ -367,4 +392,4 @@ def _block_q_bands(gx, gy) -> np.ndarray:
             cxy = np.einsum("bpc,bpc->bc", dx, dy) / ddof
         return _uiqi_from_moments(mx, my, vx, vy, cxy)
 
-    return _mean_q(one(mx, dx, my, dy) for (mx, dx), (my, dy) in zip(gx, gy))
+    return (one(mx, dx, my, dy) for (mx, dx), (my, dy) in zip(gx, gy))

@@ -34,9 +34,11 @@ from keras_pansharp.metrics._inputs import (
     RATIO,
     _as_image,
     _check_bands,
+    _check_scales,
     _cut,
     _resolve_scale,
     _same_shape,
+    _scale_stats,
     _to_dn,
     _unit_scale,
 )
@@ -246,6 +248,19 @@ def evaluate_rr(
         dict with `q2n`, `q_avg`, `sam` (degrees), `ergas`, `scc`, `psnr` (dB),
         `ssim`.
 
+    Raises:
+        ValueError: bad shapes or band counts, NaN / inf, no DN scale, or
+            `fused` and `gt` on different scales: one normalised to [0, 1]
+            (mean |x| <= 1) and the other in DN (mean > 1.5), their means more
+            than 20x apart (the message names which is which and the fix), or
+            `normalized=True` with DN inputs. It warns instead when the gap
+            may be legitimate (e.g. a near-black fused image) or when both look
+            normalised but `normalized=False` (Q2n, PSNR and SSIM would be
+            wrong). See `keras_pansharp.metrics._inputs`.
+
+    For images too large for memory, `evaluate_rr_windowed` gives the same
+    numbers window by window.
+
     Example:
 
     >>> scores = evaluate_rr(fused, gt, sensor="wv3", dim_cut=21)  # doctest: +SKIP
@@ -257,6 +272,13 @@ def evaluate_rr(
     scale = _resolve_scale(sensor, max_value)
     if scale is None:
         raise ValueError("evaluate_rr needs the DN scale: pass sensor= or max_value=.")
+    _check_scales(
+        {"gt": _scale_stats(g), "fused": _scale_stats(f)},
+        "gt",
+        normalized=normalized,
+        scale=scale,
+        fn="evaluate_rr",
+    )
     f, g = _to_dn((f, g), normalized, scale)
     f, g = _cut(f, int(dim_cut)), _cut(g, int(dim_cut))
     return {

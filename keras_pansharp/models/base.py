@@ -20,6 +20,17 @@ Model authors use three helpers:
   dict whenever the model is called (eager call, `predict`, `fit`, after
   `.keras` loading) and fills a missing `"lms"` with `None`.
 
+NumPy inputs are also checked by value on the host, before anything is
+traced or compiled (`check_input_values`; tensors are left alone, no op is
+added to a graph): NaN / inf raise a `ValueError` (they would spread through
+every output pixel in the receptive field, silently), and a maximum above
+`UNIT_MAX` (1.5) warns that the data look like digital numbers rather than
+[0, 1]. That one only warns: normalised data legitimately exceed 1 a little
+(interpolation overshoot, gain augmentation, saturated pixels, a sensor max
+DN below the true maximum), and a model can be used on purpose on other
+ranges; 1.5 leaves that room while catching DN, whose maxima are 255 to
+65535. The data are never rescaled.
+
 Example (a model following the contract):
 
 ```python
@@ -43,6 +54,10 @@ class Tiny(PansharpModel):
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+import warnings
 from typing import Any
 
 import keras
@@ -53,6 +68,11 @@ from keras_pansharp.layers.interp23tap import BicubicUpsample, Interp23Tap
 RATIO = 4
 INPUT_KEYS = ("ms", "pan", "lms")
 UPSAMPLERS = ("interp23tap", "bicubic")
+#: Largest input value still taken for data normalised to [0, 1] (see the
+#: module docstring); above it the inputs look like digital numbers.
+UNIT_MAX = 1.5
+
+_VALUE_CHECKS = contextvars.ContextVar("keras_pansharp_value_checks", default=True)
 
 
 def pansharp_inputs(bands: int, dtype: str | None = None) -> dict:
@@ -320,6 +340,78 @@ def validate_pansharp_inputs(
     return out
 
 
+def check_input_values(
+    inputs: Any, model_name: str = "model", *, stacklevel: int = 2
+) -> None:
+    """Host-side value checks of the NumPy arrays of an input dict.
+
+    Runs on `np.ndarray` values only (two reductions, `min` and `max`, no
+    copy); tensors and symbolic inputs are skipped, so nothing is added to a
+    compiled graph. The data are never altered.
+
+    Args:
+        inputs: dict with `"ms"`, `"pan"` and optionally `"lms"`.
+        model_name: name used in messages.
+        stacklevel: `warnings.warn` stack level, seen from the caller (2:
+            the caller's caller).
+
+    Raises:
+        ValueError: an array contains NaN or inf (count and first index
+            named).
+
+    Warns:
+        UserWarning: an array's maximum exceeds `UNIT_MAX` (1.5): the model
+            expects data normalised to [0, 1]; digital numbers (e.g. up to
+            2047) give meaningless outputs. Warns rather than raises because
+            normalised data may legitimately exceed 1 somewhat (see the module
+            docstring).
+    """
+    if not isinstance(inputs, dict) or not _VALUE_CHECKS.get():
+        return
+    high = []
+    for key in INPUT_KEYS:
+        x = inputs.get(key)
+        if not isinstance(x, np.ndarray) or x.size == 0:
+            continue
+        if not np.issubdtype(x.dtype, np.floating):
+            continue
+        lo, hi = float(np.min(x)), float(np.max(x))  # NaN propagates
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            bad = ~np.isfinite(x)
+            count = int(np.count_nonzero(bad))
+            nans = int(np.count_nonzero(np.isnan(x)))
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{model_name}: input '{key}' contains {count} non-finite "
+                f"value(s) ({nans} NaN, {count - nans} inf), the first at index "
+                f"{first} (batch, row, col, band). They would spread through "
+                "the output; replace or mask them (e.g. nodata pixels) first."
+            )
+        if hi > UNIT_MAX:
+            high.append(f"'{key}' max {hi:.6g}")
+    if high:
+        warnings.warn(
+            f"{model_name}: input values above {UNIT_MAX} ({', '.join(high)}): "
+            "the model expects data normalised to [0, 1], these look like "
+            "digital numbers (DN). Divide by the sensor's maximum DN (e.g. "
+            "`x / sensor.max_value`, 2047 for 11-bit data), or use "
+            "`predict_scene(..., max_value=...)`, which normalises tile by tile.",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+@contextlib.contextmanager
+def skip_value_checks():
+    """Disable `check_input_values` in this context (for callers such as
+    `predict_scene` that check their data themselves, tile by tile)."""
+    token = _VALUE_CHECKS.set(False)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
+
+
 class PansharpModel(keras.Model):
     """Base class of the functional pan-sharpening models.
 
@@ -331,7 +423,12 @@ class PansharpModel(keras.Model):
       is called: eager `model(x)`, `predict`, `fit`/`evaluate` (at trace time,
       from static shapes) and after `.keras` loading, raising a `ValueError`
       that names the input and the expected shape;
-    - accepts dicts without `"lms"` (the model then upsamples `"ms"`).
+    - accepts dicts without `"lms"` (the model then upsamples `"ms"`);
+    - checks NumPy inputs by value on the host before the compiled call
+      (`check_input_values`: NaN / inf raise a `ValueError`, values above
+      1.5, i.e. digital numbers rather than [0, 1], warn), in `__call__`,
+      `predict`, `predict_on_batch`, `fit`, `evaluate`, `train_on_batch` and
+      `test_on_batch`.
 
     `bands` is read from the `"ms"` input.
     """
@@ -366,7 +463,9 @@ class PansharpModel(keras.Model):
             if isinstance(spec, dict):
                 self._prepare_inputs(spec)
         elif isinstance(x, dict):
-            self._prepare_inputs(x)
+            inputs = self._prepare_inputs(x)
+            # fit/predict/... -> _validate_data -> here: warn at the user's call.
+            check_input_values(inputs, type(self).__name__, stacklevel=3)
 
     def fit(self, x=None, *args, **kwargs):
         self._validate_data(x)
@@ -393,7 +492,9 @@ class PansharpModel(keras.Model):
         return super().predict_on_batch(x)
 
     def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(self._prepare_inputs(inputs), *args, **kwargs)
+        inputs = self._prepare_inputs(inputs)
+        check_input_values(inputs, type(self).__name__)
+        return super().__call__(inputs, *args, **kwargs)
 
     def compute_output_spec(self, inputs, *args, **kwargs):
         # Symbolic call (nesting the model in another functional model)
