@@ -52,7 +52,12 @@ from keras_pansharp.signal import (
 # --- metrics (keras_pansharp.metrics) ---
 # isort: split
 from keras_pansharp import metrics
-from keras_pansharp.metrics import evaluate_fr, evaluate_rr
+from keras_pansharp.metrics import (
+    evaluate_fr,
+    evaluate_fr_windowed,
+    evaluate_rr,
+    evaluate_rr_windowed,
+)
 
 # --- callbacks (keras_pansharp.callbacks) ---
 # isort: split
