@@ -87,8 +87,6 @@ flags.DEFINE_string(
     "with a scene, else ./scores.",
 )
 
-GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113)
-
 
 class ServedModel:
     """Adapter: a loaded SavedModel as a `predict_on_batch(dict)` model."""
@@ -123,19 +121,14 @@ class ServedModel:
         return fn(**args)["fused"].numpy() / self.scale
 
 
-def _geo_tags(path: str | None) -> list:
-    """GeoTIFF georeferencing tags of `path` as tifffile `extratags`."""
+def _geo_tags(path: str | None) -> tuple[tuple, float | None]:
+    """Georeferencing tags and nodata of the GeoTIFF `path` (library `GeoInfo`)."""
     if not path or Path(path).suffix.lower() not in (".tif", ".tiff"):
-        return []
-    import tifffile
+        return (), None
+    from keras_pansharp.data.geotiff import GeoTiffReader
 
-    with tifffile.TiffFile(path) as tif:
-        tags = tif.pages[0].tags
-        return [
-            (t.code, int(t.dtype), t.count, t.value, True)
-            for code in GEO_TAGS
-            if (t := tags.get(code)) is not None
-        ]
+    with GeoTiffReader(path) as src:
+        return src.geo.tags, src.geo.nodata
 
 
 def _quicklook(fused: np.ndarray, rgb: tuple[int, int, int], size: int) -> np.ndarray:
@@ -210,9 +203,9 @@ def _score_tests(model, stem: Path) -> None:
 def main(argv):
     del argv
     import imageio.v3 as iio
-    import tifffile
 
     from keras_pansharp.data import read_scene
+    from keras_pansharp.data.geotiff import GeoTiffWriter
     from keras_pansharp.inference import predict_scene
     from keras_pansharp.sensors import get_sensor
     from keras_pansharp.utils.io import atomic_path
@@ -291,15 +284,13 @@ def main(argv):
     )
     dn = np.clip(np.rint(fused), 0, max_value).astype(np.uint16)
 
-    with atomic_path(out_path) as tmp:
-        tifffile.imwrite(
-            tmp,
-            dn,
-            photometric="minisblack",
-            planarconfig="contig",
-            extratags=_geo_tags(geo_source),
-            metadata=None,
-        )
+    # Tiled, deflate-compressed GeoTIFF with overviews, written atomically
+    # (`keras-pansharp fuse` streams scenes larger than memory instead).
+    geo_tags, nodata = _geo_tags(geo_source)
+    with GeoTiffWriter(
+        out_path, dn.shape, geo_tags=geo_tags, nodata=nodata, overwrite=True
+    ) as writer:
+        writer.write(dn)
     rgb = tuple(sensor.rgbn_indices[i] for i in (2, 1, 0))
     with atomic_path(ql_path) as tmp:
         iio.imwrite(tmp, _quicklook(dn, rgb, FLAGS.quicklook_size), extension=".png")

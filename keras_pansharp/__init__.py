@@ -80,6 +80,11 @@ from keras_pansharp import export, inference
 from keras_pansharp.export import export_saved_model
 from keras_pansharp.inference import predict_scene
 
+# --- disk-to-disk scene fusion (keras_pansharp.streaming) ---
+# isort: split
+from keras_pansharp import streaming
+from keras_pansharp.streaming import FuseResult, fuse_geotiff
+
 # --- target adaptation (keras_pansharp.adaptation) ---
 # isort: split
 from keras_pansharp import adaptation

@@ -7,6 +7,9 @@
   full-resolution training with `NoReferenceLoss`.
 - `make_training_set`: Wald's-protocol patch maker (CLI:
   `python -m keras_pansharp.data.prepare`).
+- `GeoTiffReader`, `GeoTiffWriter`, `GeoInfo`, `check_alignment`,
+  `describe`: windowed GeoTIFF I/O for scenes larger than memory
+  (`keras_pansharp.fuse_geotiff` streams a scene disk to disk with them).
 - `synthetic`: built-in WV2/WV3/GF2-like data (`synthetic.ensure_datasets()`).
 """
 
@@ -14,6 +17,13 @@ from keras_pansharp.data import synthetic
 from keras_pansharp.data.full_resolution import (
     FullResolutionDataset,
     RadiometricAugmentation,
+)
+from keras_pansharp.data.geotiff import (
+    GeoInfo,
+    GeoTiffReader,
+    GeoTiffWriter,
+    check_alignment,
+    describe,
 )
 from keras_pansharp.data.multi_sensor import MultiSensorDataset
 from keras_pansharp.data.patches import (
@@ -37,12 +47,17 @@ __all__ = [
     "ArrayReader",
     "DataFormatError",
     "FolderReader",
+    "GeoInfo",
+    "GeoTiffReader",
+    "GeoTiffWriter",
     "MultiSensorDataset",
     "FullResolutionDataset",
     "RadiometricAugmentation",
     "PairReader",
     "PanCollectionReader",
     "Scene",
+    "check_alignment",
+    "describe",
     "make_training_set",
     "open_source",
     "read_image",

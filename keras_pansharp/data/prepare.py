@@ -1,5 +1,7 @@
 """Command line: cut a PanCollection training file from a scene (Wald's protocol).
 
+Also available as `keras-pansharp prepare` (same arguments).
+
 Example:
 
 ```
@@ -16,9 +18,9 @@ import sys
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m keras_pansharp.data.prepare",
+        prog=prog or "python -m keras_pansharp.data.prepare",
         description=(
             "Apply Wald's protocol to an MS + PAN scene and write PanCollection-"
             "format reduced-resolution training patches (gt/ms/lms/pan)."
@@ -45,9 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit status."""
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the CLI; returns the process exit status.
+
+    Args:
+        argv: the arguments (default `sys.argv[1:]`).
+        prog: program name shown in usage and help (`keras-pansharp prepare`
+            when called from the `keras-pansharp` command).
+    """
+    args = _parser(prog).parse_args(argv)
     from keras_pansharp.data.patches import make_training_set
 
     try:
