@@ -130,6 +130,7 @@ def adapt(
     patch_size: int = ADAPT_DEFAULTS["patch_size"],
     learning_rate: float = ADAPT_DEFAULTS["learning_rate"],
     loss_weights: dict | None = None,
+    supervised_weight: float = 0.0,
     evaluate: bool = True,
     seed: int = 0,
     verbose: int = 1,
@@ -155,6 +156,12 @@ def adapt(
         learning_rate: initial Adam rate (cosine-decayed to 10 % of it).
         loss_weights: `NoReferenceLoss` arguments overriding
             `recipes.NO_REFERENCE_LOSS` (the pretraining recipe's weights).
+        supervised_weight: if > 0, also train on crops of the scene's own
+            Wald-degraded copy, whose reference is the scene's MS (still no
+            external ground truth), with the paper's supervised loss at this
+            weight, as the pretraining recipe does
+            (`FullResolutionDataset(reduced_resolution=True)`). Scenes whose
+            degraded copy is smaller than a crop use full resolution only.
         evaluate: predict the whole scene and compute FR scores before and
             after (adds two predictions and two `evaluate_fr` calls). The
             scores cover the largest top-left crop whose PAN sides are
@@ -208,6 +215,10 @@ def adapt(
     steps, batch_size = int(steps), int(batch_size)
     if steps < 1 or batch_size < 1:
         raise ValueError("adapt: steps and batch_size must be >= 1.")
+    if not supervised_weight >= 0:
+        raise ValueError(
+            f"adapt: supervised_weight must be >= 0, got {supervised_weight}."
+        )
     side = min(pan.shape) - 4
     # Crops of 16 or a multiple of 32 PAN pixels fit the loss's blocks.
     patch = min(int(patch_size), side - side % 32 if side >= 32 else side - side % 16)
@@ -230,6 +241,7 @@ def adapt(
         patch_size=patch,
         steps_per_epoch=steps,
         bands="native",
+        reduced_resolution=supervised_weight > 0,
         seed=seed,
     )
     # A fixed batch of plain crops, from the same targets, judges the result.
@@ -238,6 +250,8 @@ def adapt(
     )
     weights = dict(recipes.NO_REFERENCE_LOSS)
     weights.update(loss_weights or {})
+    if supervised_weight > 0:
+        weights["supervised_weight"] = float(supervised_weight)
     loss = NoReferenceLoss([list(view.ms_gnyq)], **weights)
 
     def check_loss(m) -> float:

@@ -285,6 +285,44 @@ def test_adapt_lowers_loss_and_keeps_shape_and_scale():
     assert res.model is not model
 
 
+def test_adapt_with_self_supervision_trains_on_the_degraded_copy():
+    rng = np.random.default_rng(9)
+    ms, pan = _scene(
+        rng, h=40
+    )  # PAN 160: its Wald-degraded copy (PAN 40) fits 32 crops
+    keras.utils.set_random_seed(0)
+    model = _tiny_pantiny()
+    res = kp.adapt(
+        model,
+        ms,
+        pan,
+        sensor="qb",
+        steps=8,
+        batch_size=4,
+        patch_size=32,
+        learning_rate=2e-3,
+        supervised_weight=1.0,
+        evaluate=False,
+        verbose=0,
+    )
+    # The check loss includes the supervised term on reduced-resolution crops.
+    assert np.isfinite(res.loss_before) and np.isfinite(res.loss_after)
+    plain = kp.adapt(
+        model,
+        ms,
+        pan,
+        sensor="qb",
+        steps=1,
+        batch_size=4,
+        patch_size=32,
+        evaluate=False,
+        verbose=0,
+    )
+    assert res.loss_before != plain.loss_before
+    with pytest.raises(ValueError, match="supervised_weight"):
+        kp.adapt(model, ms, pan, sensor="qb", supervised_weight=-1.0, verbose=0)
+
+
 def test_adapt_errors():
     rng = np.random.default_rng(8)
     ms, pan = _scene(rng, h=12)
