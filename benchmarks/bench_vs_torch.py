@@ -17,6 +17,9 @@ Run (needs the optional `bench` extra, `pip install keras-pansharp[bench]`)::
     python benchmarks/bench_vs_torch.py --quick         # a few seconds/minutes
     python benchmarks/bench_vs_torch.py --backends tensorflow,jax
 
+Without PyTorch installed the Keras backends are compared with each other
+(ratios against the first backend).
+
 The Keras side uses the library defaults (`jit_compile="auto"` resolution of the
 library, float32) unless `--jit-compile` is given. Timings are medians over the
 repeats; the host load (`os.getloadavg`) is printed with the numbers.
@@ -25,6 +28,7 @@ repeats; the host load (`os.getloadavg`) is printed with the numbers.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -285,6 +289,21 @@ def parse_jit(value):
     return {"true": True, "false": False, "auto": "auto"}[value.lower()]
 
 
+#: glibc settings equal to `keras_pansharp.utils.perf.retain_freed_host_memory()`.
+RETAIN_MALLOC_ENV = {
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_TRIM_THRESHOLD_": "1000000000000",
+}
+
+
+def worker_env(kind: str, args) -> dict:
+    """Extra environment of a worker: the glibc settings for JAX (`--jax-malloc`)."""
+    if kind == "jax" and args.jax_malloc == "retain":
+        return dict(RETAIN_MALLOC_ENV)
+    return {}
+
+
 class Worker:
     def __init__(self, kind: str, args, extra_env=None):
         env = dict(os.environ)
@@ -364,6 +383,15 @@ def main():
         action="store_true",
         help="batch 4, 64^2 patches, 256^2 inference, 512^2 memory",
     )
+    p.add_argument(
+        "--jax-malloc",
+        choices=("retain", "default"),
+        default="retain",
+        help="JAX workers: 'retain' runs them with glibc keeping freed memory "
+        "(MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1e12, what "
+        "keras_pansharp.utils.perf.retain_freed_host_memory() sets), 'default' "
+        "leaves glibc's defaults",
+    )
     p.add_argument("--verbose", action="store_true", help="show worker stderr")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -389,26 +417,36 @@ def main():
     # --- build workers, copy weights, check equal numerics
     workers = []
     for b in backends:
-        workers.append(Worker(b, args))
+        workers.append(Worker(b, args, extra_env=worker_env(b, args)))
     workers[0]("save", path=wpath)
     for w in workers[1:]:
         w("load", path=wpath)
-    tw = Worker("torch", args)
-    tw("load", path=wpath)
-    workers.append(tw)
+    has_torch = importlib.util.find_spec("torch") is not None
+    if has_torch:
+        tw = Worker("torch", args)
+        tw("load", path=wpath)
+        workers.append(tw)
+    else:
+        print(
+            "PyTorch is not installed (pip install 'keras-pansharp[bench]'): "
+            f"comparing the Keras backends only, ratios against {workers[0].name}"
+        )
     check = dict(seed=123, batch=2, size=64)
     outs = {}
     for w in workers:
         path = os.path.join(tmp, f"out_{w.name}.npy")
         w("predict_to", path=path, **check)
         outs[w.name] = np.load(path)
-    ref = outs["torch"]
+    ref_name = "torch" if has_torch else workers[0].name
+    ref = outs[ref_name]
     for name, y in outs.items():
-        if name == "torch":
+        if name == ref_name:
             continue
         diff = float(np.max(np.abs(y - ref)))
         status = "OK" if diff <= TOL else "MISMATCH"
-        print(f"equal outputs {name} vs torch: max |diff| = {diff:.2e}  [{status}]")
+        print(
+            f"equal outputs {name} vs {ref_name}: max |diff| = {diff:.2e}  [{status}]"
+        )
         if diff > TOL:
             raise SystemExit(
                 f"outputs differ by {diff} > {TOL}: the comparison would not be fair"
@@ -445,8 +483,8 @@ def main():
 
     # --- memory: fresh process per framework, one inference on memory_size^2
     if args.memory_size:
-        for kind in [*backends, "torch"]:
-            w = Worker(kind, args)
+        for kind in [*backends, "torch"] if has_torch else backends:
+            w = Worker(kind, args, extra_env=worker_env(kind, args))
             res = w("memory", seed=3, size=args.memory_size)
             w.close()
             results[w.name]["mem_peak"] = [res["peak_mb"]]
@@ -464,7 +502,11 @@ def main():
         ]
     names = [w.name for w in workers]
     print()
-    head = ["metric", *names, *[f"torch / {n}" for n in names[:-1]]]
+    if has_torch:
+        ratios = [("torch", n) for n in names[:-1]]
+    else:
+        ratios = [(n, names[0]) for n in names[1:]]
+    head = ["metric", *names, *[f"{a} / {b}" for a, b in ratios]]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for key, label in metrics:
@@ -472,9 +514,10 @@ def main():
             n: statistics.median(results[n][key]) for n in names if key in results[n]
         }
         cells = [label, *[f"{vals.get(n, float('nan')):.3f}" for n in names]]
-        cells += [f"{vals['torch'] / vals[n]:.2f}x" for n in names[:-1]]
+        cells += [f"{vals[a] / vals[b]:.2f}x" for a, b in ratios]
         print("| " + " | ".join(cells) + " |")
-    print(f"(ratio > 1: keras faster / smaller)  load after: {load_str()}")
+    note = "keras faster / smaller" if has_torch else f"{names[0]} faster / smaller"
+    print(f"(ratio > 1: {note})  load after: {load_str()}")
     print("raw:", json.dumps(results))
 
 

@@ -108,6 +108,10 @@ def train(scenes: dict, verbose: int = 1) -> keras.Model:
 
 def main(argv):
     del argv
+    if keras.backend.backend() == "jax":  # glibc keeps XLA's buffers: performance.md
+        from keras_pansharp.utils.perf import retain_freed_host_memory
+
+        retain_freed_host_memory()
     out = Path(FLAGS.output)
     if out.exists() and not FLAGS.overwrite:
         raise app.UsageError(f"{out} exists; pass --overwrite to replace it.")

@@ -75,6 +75,39 @@ def _close(a, b, rtol=1e-4, atol=1e-5):
     np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=rtol, atol=atol)
 
 
+def _check_values_and_grads(fast, ref, *args, atol=1e-4):
+    """`fast` and `ref` agree in value and in the gradients w.r.t. all args."""
+    _close(fast(*args), ref(*args), atol=atol)
+    v1, g1 = _value_and_grads(fast, *args)
+    v2, g2 = _value_and_grads(ref, *args)
+    _close(v1, v2, atol=atol)
+    for a, b in zip(g1, g2):
+        assert np.isfinite(a).all()
+        _close(a, b, rtol=1e-4, atol=atol)
+
+
+def reference_depthwise(x, k):
+    return ops.depthwise_conv(x, ops.reshape(k, (3, 3, -1, 1)), padding="same")
+
+
+def reference_conv3x3(x, k):
+    return ops.conv(x, k, padding="same")
+
+
+def reference_gelu_gate(a, b):
+    return ops.gelu(a, approximate=False) * b
+
+
+@pytest.fixture
+def plain_paths():
+    """Switch every JAX fast path off for the test (restored afterwards)."""
+    saved = dict(perf.JAX_FAST_PATHS)
+    for key in perf.JAX_FAST_PATHS:
+        perf.JAX_FAST_PATHS[key] = False
+    yield
+    perf.JAX_FAST_PATHS.update(saved)
+
+
 def test_pointwise_conv_equals_conv2d():
     x, k = _x(2, 5, 6, 7), _x(1, 1, 7, 9)
     ref = ops.conv(x, k, padding="same")
@@ -90,6 +123,103 @@ def test_layer_norm_values_and_gradients():
     _close(v1, v2)
     for a, c in zip(g1, g2):
         _close(a, c, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 7, 5), (1, 9, 4, 12)])
+def test_depthwise_conv3x3_values_and_gradients(shape):
+    x, k = _x(*shape), _x(3, 3, shape[-1])
+    _check_values_and_grads(perf.depthwise_conv3x3, reference_depthwise, x, k)
+    # Keras' (3, 3, C, 1) depthwise layout is accepted as well.
+    _close(perf.depthwise_conv3x3(x, k[..., None]), reference_depthwise(x, k))
+
+
+@pytest.mark.parametrize("splits", [1, 2, 3])
+def test_pointwise_depthwise_values_and_gradients(splits):
+    c_in, c_out = 5, 6 * splits
+    x, k, dk = _x(2, 7, 6, c_in), _x(1, 1, c_in, c_out), _x(3, 3, c_out, 1)
+
+    def fast(x, k, dk):
+        return ops.concatenate(perf.pointwise_depthwise(x, k, dk, splits), axis=-1)
+
+    def ref(x, k, dk):
+        return reference_depthwise(ops.conv(x, k, padding="same"), dk)
+
+    parts = perf.pointwise_depthwise(x, k, dk, splits)
+    assert len(parts) == splits
+    assert all(tuple(p.shape) == (2, 7, 6, c_out // splits) for p in parts)
+    _check_values_and_grads(fast, ref, x, k, dk)
+
+
+@pytest.mark.parametrize("c_in,c_out", [(5, 7), (4, 3)])
+def test_conv3x3_values_and_gradients(c_in, c_out):
+    x, k = _x(2, 6, 5, c_in), _x(3, 3, c_in, c_out)
+    _check_values_and_grads(perf.conv3x3, reference_conv3x3, x, k)
+
+
+def test_gelu_gate_values_and_gradients():
+    a, b = _x(2, 5, 4, 6, scale=3.0), _x(2, 5, 4, 6)
+    _check_values_and_grads(perf.gelu_gate, reference_gelu_gate, a, b)
+
+
+def test_jax_fast_paths_selected_on_cpu():
+    """Under JAX on CPU every fast path is on by default, elsewhere none is."""
+    on_jax_cpu = keras.backend.backend() == "jax"
+    if on_jax_cpu:
+        import jax
+
+        on_jax_cpu = jax.default_backend() == "cpu"
+    for key in perf.JAX_FAST_PATHS:
+        assert perf._jax_cpu(key) is on_jax_cpu
+
+
+def test_pantiny_same_outputs_and_gradients_with_plain_paths(plain_paths):
+    """The whole model: fast paths (default) vs every JAX path switched off."""
+    from keras_pansharp.models.pantiny import PanTiny
+
+    if keras.backend.backend() != "jax":
+        pytest.skip("the switches select JAX paths only")
+    import jax
+
+    rng = np.random.default_rng(5)
+    x = {
+        "ms": rng.random((2, 6, 5, 4), dtype=np.float32),
+        "pan": rng.random((2, 24, 20, 1), dtype=np.float32),
+    }
+    small = dict(bands=4, dim=8, num_heads=2, encoder_depth=1, body_depth=1)
+
+    def value_and_grads(model):
+        def loss(ws):
+            fixed = [v.value for v in model.non_trainable_weights]
+            out, _ = model.stateless_call(ws, fixed, x)
+            return ops.sum(ops.sin(out))
+
+        weights = [v.value for v in model.trainable_weights]
+        return jax.jit(jax.value_and_grad(loss))(weights)
+
+    plain = PanTiny(**small)  # traced with the plain paths (fixture)
+    v_plain, g_plain = value_and_grads(plain)
+    perf.JAX_FAST_PATHS.update({k: True for k in perf.JAX_FAST_PATHS})
+    fast = PanTiny(**small)
+    fast.set_weights(plain.get_weights())
+    v_fast, g_fast = value_and_grads(fast)
+    _close(v_fast, v_plain)
+    for a, b in zip(g_fast, g_plain):
+        _close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_retain_freed_host_memory_applies_on_linux():
+    # In a subprocess: the setting is process-wide and irreversible.
+    import subprocess
+    import sys
+
+    code = (
+        "from keras_pansharp.utils import perf; print(perf.retain_freed_host_memory())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    expected = "True" if sys.platform.startswith("linux") else "False"  # glibc
+    assert out[-1] == expected
 
 
 @pytest.mark.parametrize("heads", [1, 4])
@@ -126,6 +256,20 @@ def test_channel_attention_rejects_bad_heads():
     x = _x(1, 4, 4, 6)
     with pytest.raises(ValueError, match="divisible"):
         perf.channel_attention(x, x, x, np.ones(4, "float32"), 4)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_conv_paths_stay_close(dtype):
+    x, y = _x(1, 6, 7, 8), _x(1, 6, 7, 8)
+    k_dw, k = _x(3, 3, 8), _x(3, 3, 8, 5) * 0.3
+    half = ops.cast(x, dtype)
+    for out, ref in (
+        (perf.depthwise_conv3x3(half, k_dw), reference_depthwise(x, k_dw)),
+        (perf.conv3x3(half, k), reference_conv3x3(x, k)),
+        (perf.gelu_gate(half, ops.cast(y, dtype)), reference_gelu_gate(x, y)),
+    ):
+        assert keras.backend.standardize_dtype(out.dtype) == dtype
+        _close(ops.cast(out, "float32"), ref, rtol=5e-2, atol=1e-1)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

@@ -6,6 +6,7 @@ import copy
 
 import keras
 
+from keras_pansharp.layers.conv import Conv3x3
 from keras_pansharp.layers.transformer import TransformerBlock, torch_conv_initializer
 from keras_pansharp.models.base import (
     UPSAMPLERS,
@@ -53,10 +54,8 @@ FUSIONS = ("conv", "conv_skip")
 
 
 def _conv3x3(filters: int, name: str, activation=None) -> keras.layers.Conv2D:
-    return keras.layers.Conv2D(
+    return Conv3x3(
         filters,
-        3,
-        padding="same",
         use_bias=False,
         activation=activation,
         kernel_initializer=torch_conv_initializer(),

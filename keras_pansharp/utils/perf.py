@@ -18,9 +18,34 @@ are materialised on CPU:
 - `default_jit_compile`: the `jit_compile` value the library uses for
   `Model.compile`, chosen per backend and device from measurements.
 
+JAX on CPU (`keras.backend.backend() == "jax"` and `jax.default_backend() ==
+"cpu"`; GPUs/TPUs keep the plain ops, which XLA fuses well there). XLA:CPU
+compiles a grouped (depthwise) convolution and the kernel gradient of a 3x3
+convolution into slow code, and fuses cheap producers into every consumer.
+Measured on the 2-core development machine (`benchmarks/profile_jax.py`), a
+PanTiny training step was 5-14x slower than with TensorFlow. Fast paths, each
+switchable in `JAX_FAST_PATHS`:
+
+- `depthwise_conv3x3` / `pointwise_depthwise` (`"depthwise"`,
+  `"pointwise_depthwise"`): nine shifted multiply-adds (one fused loop,
+  ~5-20x faster than XLA's grouped convolution), written out once (a
+  conditional keeps XLA from recomputing them in every consumer), the 1x1
+  conv applied to the zero-padded input (no padded copy of the wide
+  activation), and a hand-written backward pass: the depthwise kernel
+  gradient as one 9-output reduction over image columns, the 1x1 kernel
+  gradient as one 2-D matmul.
+- `conv3x3` (`"conv3x3"`): the kernel gradient as nine matmuls against one
+  transposed copy of the input (XLA's own is slower on CPU).
+- `gelu_gate` (`"gelu_gate"`): `gelu(a) * b` with the erf form and a
+  one-pass backward (autodiff splits it over several passes around `erfc`).
+
+`retain_freed_host_memory` (opt-in, process-wide) addresses the other half of
+the gap on Linux: glibc hands XLA fresh pages for every step.
+
 Mixed precision: all of them accept `float16`/`bfloat16` activations (Keras
-`mixed_float16` / `mixed_bfloat16` policies); normalisations, the Gram scaling
-and the softmax run in float32 and the result is cast back.
+`mixed_float16` / `mixed_bfloat16` policies); normalisations, the Gram scaling,
+the softmax, the depthwise sums and the kernel gradients of the JAX paths run
+in float32 and the result is cast back.
 """
 
 from __future__ import annotations
@@ -32,12 +57,29 @@ import numpy as np
 from keras import ops
 
 __all__ = [
+    "JAX_FAST_PATHS",
     "channel_attention",
     "channel_layer_norm",
+    "conv3x3",
     "default_jit_compile",
+    "depthwise_conv3x3",
+    "gelu_gate",
     "has_accelerator",
     "pointwise_conv",
+    "pointwise_depthwise",
+    "retain_freed_host_memory",
 ]
+
+
+#: JAX-on-CPU fast paths in use (all on; `benchmarks/profile_jax.py` and the
+#: tests switch them off to compare against the plain formulation). Read when
+#: a function is traced: set before the first call of a model.
+JAX_FAST_PATHS: dict[str, bool] = {
+    "depthwise": True,
+    "pointwise_depthwise": True,
+    "gelu_gate": True,
+    "conv3x3": True,
+}
 
 
 # ----------------------------------------------------------------- jit defaults
@@ -103,6 +145,46 @@ def default_jit_compile(
     return bool(accelerator)
 
 
+# ------------------------------------------------------------- host memory
+def retain_freed_host_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of returning it (opt-in).
+
+    XLA on CPU (JAX) allocates the temporary buffers of a compiled step anew
+    at every execution. glibc serves such large blocks with fresh pages
+    (`mmap`, or heap growth from worker-thread arenas) and gives them back to
+    the OS when they are freed, so every training step page-faults its whole
+    working set in again: measured 1.4-1.6 M minor faults and several seconds
+    of system time per PanTiny step (batch 16, 128^2) on the 2-core
+    development VM. TensorFlow's allocator keeps its memory and is not
+    affected.
+
+    This sets `M_ARENA_MAX=1`, `M_MMAP_MAX=0` and `M_TRIM_THRESHOLD=-1` with
+    `mallopt`, process-wide: freed memory stays with the process (its
+    resident size stays at its peak). It only helps when called before JAX
+    runs anything (threads keep the malloc arenas they have); the same
+    settings from the environment, for any program::
+
+        MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000
+
+    Returns:
+        `True` if the settings were applied (Linux with glibc), else `False`.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover - musl, no libc
+        return False
+    m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8
+    settings = ((m_arena_max, 1), (m_mmap_max, 0), (m_trim_threshold, -1))
+    return all(mallopt(option, value) == 1 for option, value in settings)
+
+
 # ------------------------------------------------------------------- 1x1 conv
 def pointwise_conv(x, kernel):
     """1x1 convolution without bias as a single matmul.
@@ -118,12 +200,352 @@ def pointwise_conv(x, kernel):
     if len(kernel.shape) == 4:
         kernel = ops.reshape(kernel, kernel.shape[2:])
     c_in, c_out = kernel.shape
-    if keras.backend.backend() == "jax":
-        # XLA picks its own layout: a plain dot on the last axis is best.
-        return ops.matmul(x, kernel)
+    # One 2-D matmul on every backend (under JAX alone, a dot over the last
+    # axis of the 4-D tensor measured up to ~3x slower forward+backward in
+    # `benchmarks/profile_jax.py ops`; the same in the whole PanTiny step).
     shape = ops.shape(x)
     y = ops.matmul(ops.reshape(x, (-1, c_in)), kernel)
     return ops.reshape(y, (*shape[:-1], c_out))
+
+
+# ------------------------------------------------------------ JAX on CPU
+def _jax_cpu(path: str) -> bool:
+    """Whether the JAX-on-CPU fast path `path` is used for the next trace."""
+    if keras.backend.backend() != "jax" or not JAX_FAST_PATHS.get(path, False):
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
+def _pad_hw(x):
+    import jax.numpy as jnp
+
+    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+
+def _shifted_sum(xp, kernel, height, width, flip=False):
+    """`sum_ij xp[:, i:i+H, j:j+W] * k[i, j]` (`k` flipped when `flip`).
+
+    Accumulated in float32 (also for half-precision inputs), returned in the
+    dtype of `xp`.
+    """
+    out = None
+    for i in range(3):
+        for j in range(3):
+            w = kernel[2 - i, 2 - j] if flip else kernel[i, j]
+            t = xp[:, i : i + height, j : j + width, :].astype("float32")
+            t = t * w.astype("float32")
+            out = t if out is None else out + t
+    return out.astype(xp.dtype)
+
+
+def _pixels_matmul_tn(a, b):
+    """`a^T b` over all pixels: `(..., C) x (..., D) -> (C, D)` in float32.
+
+    As one 2-D matmul (XLA on CPU can be several times slower contracting the
+    three pixel axes of 4-D tensors in isolation; the same in PanTiny).
+    """
+    import jax.numpy as jnp
+
+    a2 = a.reshape(-1, a.shape[-1])
+    b2 = b.reshape(-1, b.shape[-1])
+    return jnp.matmul(a2.T, b2, preferred_element_type="float32")
+
+
+def _depthwise_valid(xp, kernel, flip=False, splits=1):
+    """3x3 depthwise correlation of the padded `xp` ("valid"), written out.
+
+    Nine shifted multiply-adds, computed inside a conditional. XLA on CPU
+    otherwise fuses this cheap-looking producer into each of its consumers:
+    it is recomputed once per consumer, and a consumer that XLA hands to a
+    library kernel (dot, reduction) first copies out all nine shifted views
+    (`lax.optimization_barrier` is dropped before fusion on CPU, and a
+    conditional that only forwards its operand is removed by JAX). The
+    predicate is true unless the kernel holds a NaN; the other branch computes
+    the same function with XLA's grouped convolution.
+
+    Args:
+        xp: `(B, H+2, W+2, C)` zero-padded input.
+        kernel: `(3, 3, C)`; flipped (the transposed convolution) if `flip`.
+        flip: correlate with the flipped kernel.
+        splits: the result is returned as a tuple of `splits` channel groups,
+            each written by the fusion that computes it.
+
+    Returns:
+        Tuple of `splits` tensors `(B, H, W, C / splits)` (dtype of `xp`).
+    """
+    from jax import lax
+
+    h, w, c = xp.shape[1] - 2, xp.shape[2] - 2, xp.shape[3]
+    part = c // splits
+
+    def split(y):
+        return tuple(y[..., i * part : (i + 1) * part] for i in range(splits))
+
+    def fast(xp, kernel):
+        return split(_shifted_sum(xp, kernel, h, w, flip))
+
+    def grouped_conv(xp, kernel):
+        k = kernel[::-1, ::-1] if flip else kernel
+        y = lax.conv_general_dilated(
+            xp,
+            k[:, :, None, :],
+            (1, 1),
+            "VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=c,
+        )
+        return split(y.astype(xp.dtype))
+
+    first = kernel.reshape(-1)[:1]
+    return lax.cond((first == first)[0], fast, grouped_conv, xp, kernel)
+
+
+def _depthwise_kernel_grad(xp, dy):
+    """`dk[i, j, c] = sum_{b,h,w} xp[b, h+i, w+j, c] dy[b, h, w, c]` in float32.
+
+    `xp` is the zero-padded input `(B, H+2, W+2, C)`. One pass: a single
+    9-output reduction over the image columns (XLA's own multi-output
+    reduction; a plain `sum` would go to a library kernel that first copies
+    out nine shifted images), then a small reduction over batch and rows.
+    """
+    import jax.numpy as jnp
+    from jax import lax
+
+    h, w = dy.shape[1], dy.shape[2]
+    dy = dy.astype("float32")
+    prods = tuple(
+        xp[:, i : i + h, j : j + w, :].astype("float32") * dy
+        for i in range(3)
+        for j in range(3)
+    )
+    zeros = tuple(jnp.zeros((), "float32") for _ in prods)
+    rows = lax.reduce(
+        prods, zeros, lambda a, b: tuple(u + v for u, v in zip(a, b)), (2,)
+    )
+    return jnp.stack([jnp.sum(r, axis=(0, 1)) for r in rows]).reshape(3, 3, -1)
+
+
+@functools.cache
+def _jax_depthwise3x3_fn():
+    import jax
+
+    @jax.custom_vjp
+    def dwconv(x, kernel):
+        return _depthwise_valid(_pad_hw(x), kernel)[0]
+
+    def fwd(x, kernel):
+        return dwconv(x, kernel), (x, kernel)
+
+    def bwd(res, dy):
+        x, kernel = res
+        dx = _depthwise_valid(_pad_hw(dy), kernel, flip=True)[0]
+        dk = _depthwise_kernel_grad(_pad_hw(x), dy)
+        return dx, dk.astype(kernel.dtype)
+
+    dwconv.defvjp(fwd, bwd)
+    return dwconv
+
+
+def depthwise_conv3x3(x, kernel):
+    """3x3 depthwise convolution, stride 1, "same" zero padding, no bias.
+
+    On JAX with a CPU, nine shifted multiply-adds (one fused loop; XLA's
+    grouped convolution is ~20x slower there) with a hand-written backward
+    pass; elsewhere `keras.ops.depthwise_conv`.
+
+    Args:
+        x: `(B, H, W, C)` channels-last tensor.
+        kernel: `(3, 3, C)` or `(3, 3, C, 1)` kernel (Keras' depthwise layout).
+
+    Returns:
+        `(B, H, W, C)` tensor in the dtype of `x`.
+    """
+    kernel = ops.cast(kernel, x.dtype)
+    if len(kernel.shape) == 4:
+        kernel = ops.reshape(kernel, kernel.shape[:3])
+    if _jax_cpu("depthwise"):
+        return _jax_depthwise3x3_fn()(x, kernel)
+    return ops.depthwise_conv(x, ops.expand_dims(kernel, -1), padding="same")
+
+
+@functools.cache
+def _jax_pointwise_depthwise_fn(splits: int):
+    import jax
+    import jax.numpy as jnp
+
+    def forward(x, kernel, dw_kernel):
+        # 1x1 conv of the zero-padded input == zero-padded 1x1 conv output
+        # (no bias): the wide activation is never padded (copied) itself.
+        ap = jnp.matmul(_pad_hw(x), kernel)
+        return _depthwise_valid(ap, dw_kernel, splits=splits), ap
+
+    @jax.custom_vjp
+    def pwdw(x, kernel, dw_kernel):
+        return forward(x, kernel, dw_kernel)[0]
+
+    def fwd(x, kernel, dw_kernel):
+        parts, ap = forward(x, kernel, dw_kernel)
+        return parts, (x, ap, kernel, dw_kernel)
+
+    def bwd(res, dparts):
+        x, ap, kernel, dw_kernel = res
+        dy = jnp.concatenate(dparts, axis=-1)
+        da = _depthwise_valid(_pad_hw(dy), dw_kernel, flip=True)[0]
+        ddw = _depthwise_kernel_grad(ap, dy).astype(dw_kernel.dtype)
+        dx = jnp.matmul(da, kernel.T)
+        dk = _pixels_matmul_tn(x, da)
+        return dx, dk.astype(kernel.dtype), ddw
+
+    pwdw.defvjp(fwd, bwd)
+    return pwdw
+
+
+def pointwise_depthwise(x, kernel, dw_kernel, splits: int = 1):
+    """`depthwise_conv3x3(pointwise_conv(x, kernel), dw_kernel)`, split in parts.
+
+    The 1x1 conv + 3x3 depthwise conv of Restormer's attention (`qkv`) and
+    gated FFN (`project_in`), its output split along channels into `splits`
+    equal parts. On TensorFlow/PyTorch each part is computed with its slice of
+    the kernels (no wide activation is materialised and sliced); on JAX with
+    a CPU the whole op is one custom-gradient function (the 1x1 conv applied to
+    the zero-padded input, shifted multiply-adds, hand-written backward pass).
+
+    Args:
+        x: `(B, H, W, C_in)`.
+        kernel: `(C_in, C_out)` or `(1, 1, C_in, C_out)` 1x1 kernel.
+        dw_kernel: `(3, 3, C_out)` or `(3, 3, C_out, 1)` depthwise kernel.
+        splits: number of equal channel groups returned.
+
+    Returns:
+        A list of `splits` tensors `(B, H, W, C_out / splits)` (dtype of `x`).
+    """
+    kernel = ops.cast(kernel, x.dtype)
+    if len(kernel.shape) == 4:
+        kernel = ops.reshape(kernel, kernel.shape[2:])
+    dw_kernel = ops.cast(dw_kernel, x.dtype)
+    if len(dw_kernel.shape) == 4:
+        dw_kernel = ops.reshape(dw_kernel, dw_kernel.shape[:3])
+    c_out = kernel.shape[-1]
+    part = c_out // splits
+    if _jax_cpu("pointwise_depthwise"):
+        return list(_jax_pointwise_depthwise_fn(splits)(x, kernel, dw_kernel))
+    return [
+        depthwise_conv3x3(
+            pointwise_conv(x, kernel[:, i * part : (i + 1) * part]),
+            dw_kernel[:, :, i * part : (i + 1) * part],
+        )
+        for i in range(splits)
+    ]
+
+
+@functools.cache
+def _jax_conv3x3_fn():
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def conv(x, kernel):
+        return lax.conv_general_dilated(
+            x, kernel, (1, 1), "SAME", dimension_numbers=dims
+        )
+
+    @jax.custom_vjp
+    def conv3x3(x, kernel):
+        return conv(x, kernel)
+
+    def fwd(x, kernel):
+        return conv(x, kernel), (x, kernel)
+
+    def bwd(res, dy):
+        x, kernel = res
+        h, w = x.shape[1], x.shape[2]
+        # dx: the transposed convolution (flipped kernel, in/out swapped).
+        dx = conv(dy, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+        # dk[i, j] = x^T shift_ij(dy): nine matmuls over the pixels against
+        # one transposed copy of x (XLA's kernel-gradient convolution is ~4x
+        # slower on CPU).
+        dyp = _pad_hw(dy)
+        dk = jnp.stack(
+            [
+                _pixels_matmul_tn(x, dyp[:, 2 - i : 2 - i + h, 2 - j : 2 - j + w, :])
+                for i in range(3)
+                for j in range(3)
+            ]
+        )
+        return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
+
+    conv3x3.defvjp(fwd, bwd)
+    return conv3x3
+
+
+def conv3x3(x, kernel):
+    """3x3 convolution, stride 1, "same" zero padding, no bias.
+
+    On JAX with a CPU the kernel gradient is computed as nine matmuls (XLA's
+    own is ~4x slower there); elsewhere `keras.ops.conv`.
+
+    Args:
+        x: `(B, H, W, C_in)` channels-last tensor.
+        kernel: `(3, 3, C_in, C_out)` kernel.
+
+    Returns:
+        `(B, H, W, C_out)` tensor in the dtype of `x`.
+    """
+    kernel = ops.cast(kernel, x.dtype)
+    if _jax_cpu("conv3x3"):
+        return _jax_conv3x3_fn()(x, kernel)
+    return ops.conv(x, kernel, padding="same")
+
+
+@functools.cache
+def _jax_gelu_gate_fn():
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    def cdf(a):  # Phi(a) = (1 + erf(a / sqrt(2))) / 2
+        return 0.5 * (1.0 + lax.erf(a * np.asarray(np.sqrt(0.5), a.dtype)))
+
+    @jax.custom_vjp
+    def gate(a, b):
+        return a * cdf(a) * b
+
+    def fwd(a, b):
+        return gate(a, b), (a, b)
+
+    def bwd(res, d):
+        a, b = res
+        # gelu(a) = a Phi(a), gelu'(a) = Phi(a) + a phi(a): one fused pass.
+        phi = cdf(a)
+        pdf = jnp.exp(-0.5 * a * a) * np.asarray(1 / np.sqrt(2 * np.pi), a.dtype)
+        return d * b * (phi + a * pdf), d * (a * phi)
+
+    gate.defvjp(fwd, bwd)
+    return gate
+
+
+def gelu_gate(a, b):
+    """`gelu(a) * b` with the exact (erf) GELU: Restormer's FFN gate.
+
+    On JAX with a CPU: `a * (1 + erf(a / sqrt 2)) / 2 * b` (as PyTorch's
+    `gelu`; `jax.nn.gelu` uses the slower `erfc`) with a one-pass
+    hand-written backward (autodiff splits it over several passes that
+    recompute the error function).
+
+    Args:
+        a: gate input.
+        b: values, same shape as `a`.
+
+    Returns:
+        Tensor of the shape and dtype of `a`.
+    """
+    if _jax_cpu("gelu_gate"):
+        return _jax_gelu_gate_fn()(a, b)
+    return ops.gelu(a, approximate=False) * b
 
 
 # ----------------------------------------------------------------- layer norm
