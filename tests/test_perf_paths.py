@@ -207,6 +207,38 @@ def test_pantiny_same_outputs_and_gradients_with_plain_paths(plain_paths):
         _close(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_pantiny_conv3x3_fast_path_keeps_saved_weight_layout(tmp_path):
+    """PanTiny's 3x3 convolutions run through `perf.conv3x3` but stay
+    `keras.layers.Conv2D` (Keras keys saved weights by layer class), also
+    after a config round trip, so weights saved before load unchanged."""
+    import h5py
+
+    from keras_pansharp.models.pantiny import PanTiny
+
+    small = dict(bands=4, dim=8, num_heads=2, encoder_depth=1, body_depth=1)
+    model = PanTiny(**small)
+    convs = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3)
+    ]
+    assert convs and all(type(c) is keras.layers.Conv2D for c in convs)
+    assert all(c.convolution_op is perf.conv3x3 for c in convs)
+    rebuilt = PanTiny.from_config(model.get_config())
+    assert all(rebuilt.get_layer(c.name).convolution_op is perf.conv3x3 for c in convs)
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path) as f:
+        names = set(f["layers"])
+    assert "conv2d" in names and not any(n.startswith("conv3x3") for n in names)
+    rebuilt.load_weights(path)
+    x = {
+        "ms": np.random.default_rng(1).random((1, 6, 5, 4), dtype=np.float32),
+        "pan": np.random.default_rng(2).random((1, 24, 20, 1), dtype=np.float32),
+    }
+    _close(rebuilt.predict_on_batch(x), model.predict_on_batch(x))
+
+
 def test_retain_freed_host_memory_applies_on_linux():
     # In a subprocess: the setting is process-wide and irreversible.
     import subprocess

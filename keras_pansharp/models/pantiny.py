@@ -6,7 +6,6 @@ import copy
 
 import keras
 
-from keras_pansharp.layers.conv import Conv3x3
 from keras_pansharp.layers.transformer import TransformerBlock, torch_conv_initializer
 from keras_pansharp.models.base import (
     UPSAMPLERS,
@@ -14,6 +13,7 @@ from keras_pansharp.models.base import (
     UpsampledMS,
     pansharp_inputs,
 )
+from keras_pansharp.utils import perf
 
 #: Presets. Architecture-only presets build a fresh model; presets with a
 #: `"weights"` entry also load that file shipped inside the package
@@ -54,13 +54,21 @@ FUSIONS = ("conv", "conv_skip")
 
 
 def _conv3x3(filters: int, name: str, activation=None) -> keras.layers.Conv2D:
-    return Conv3x3(
+    layer = keras.layers.Conv2D(
         filters,
+        3,
+        padding="same",
         use_bias=False,
         activation=activation,
         kernel_initializer=torch_conv_initializer(),
         name=name,
     )
+    # Same layer class as ever (Keras names saved weights by class: files saved
+    # before stay loadable); only its convolution runs through the library's
+    # fast path (on JAX with a CPU, a faster kernel gradient; elsewhere
+    # `ops.conv`). A model rebuilt from its config gets it again.
+    layer.convolution_op = perf.conv3x3
+    return layer
 
 
 @keras.saving.register_keras_serializable(package="keras_pansharp")
