@@ -27,8 +27,11 @@ from keras_pansharp import models
 from keras_pansharp.models import (
     MSDCNN,
     PNN,
+    PSCINN,
+    SFDI,
     DiCNN,
     FusionNet,
+    PanFlow,
     PanNet,
     PansharpModel,
     PanTiny,

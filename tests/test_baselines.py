@@ -15,6 +15,7 @@ from keras_pansharp.models.pnn import PNN
 from keras_pansharp.models.registry import (
     BASELINES,
     MODEL_NAMES,
+    PAPER_MODELS,
     get_model,
     get_model_class,
 )
@@ -225,6 +226,16 @@ class TestRegistry:
     def test_get_model_bands(self, name):
         model = get_model(name, bands=8)
         assert model.count_params() == PARAMS[BASELINES[name]][8]
+
+    def test_paper_models_by_name(self):
+        # Counts: tests/test_panflow.py, test_pscinn.py, test_sfdi.py derive them.
+        counts = {"panflow": 100_276, "pscinn": 4_841_632, "sfdi": 85_850}
+        assert set(PAPER_MODELS) == set(counts)
+        assert set(PAPER_MODELS) <= set(MODEL_NAMES)
+        for name, params in counts.items():
+            model = get_model(name.upper(), bands=8)
+            assert type(model) is PAPER_MODELS[name]
+            assert model.count_params() == params
 
     def test_kwargs_forwarded(self):
         model = get_model("fusionnet", bands=4, num_blocks=1, upsampler="bicubic")

@@ -7,8 +7,11 @@ import keras
 from keras_pansharp.models.dicnn import DiCNN
 from keras_pansharp.models.fusionnet import FusionNet
 from keras_pansharp.models.msdcnn import MSDCNN
+from keras_pansharp.models.panflow import PanFlow
 from keras_pansharp.models.pannet import PanNet
 from keras_pansharp.models.pnn import PNN
+from keras_pansharp.models.pscinn import PSCINN
+from keras_pansharp.models.sfdi import SFDI
 
 #: The CNN baselines of the PanCollection standard set, by registry name.
 BASELINES: dict[str, type] = {
@@ -19,6 +22,14 @@ BASELINES: dict[str, type] = {
     "fusionnet": FusionNet,
 }
 
+#: The other models of PanTiny's comparison (flow, invertible and
+#: spatial-frequency networks), by registry name.
+PAPER_MODELS: dict[str, type] = {
+    "panflow": PanFlow,
+    "pscinn": PSCINN,
+    "sfdi": SFDI,
+}
+
 #: Every name `get_model` accepts (`"pantiny_large"` is PanTiny's large preset,
 #: `"pantiny_multisensor"` the pretrained 4-band PanTiny).
 MODEL_NAMES: tuple[str, ...] = (
@@ -26,6 +37,7 @@ MODEL_NAMES: tuple[str, ...] = (
     "pantiny_large",
     "pantiny_multisensor",
     *BASELINES,
+    *PAPER_MODELS,
 )
 
 
@@ -43,7 +55,7 @@ def get_model_class(name: str) -> type:
     Args:
         name: case-insensitive model name, one of `MODEL_NAMES`
             (`"pantiny"`, `"pantiny_large"`, `"pnn"`, `"pannet"`, `"dicnn"`,
-            `"msdcnn"`, `"fusionnet"`).
+            `"msdcnn"`, `"fusionnet"`, `"panflow"`, `"pscinn"`, `"sfdi"`).
 
     Returns:
         The `keras.Model` subclass (`PanTiny` for both PanTiny names).
@@ -54,6 +66,8 @@ def get_model_class(name: str) -> type:
     key = _normalise(name)
     if key in BASELINES:
         return BASELINES[key]
+    if key in PAPER_MODELS:
+        return PAPER_MODELS[key]
     if key in ("pantiny", "pantiny_large", "pantiny_multisensor"):
         from keras_pansharp.models.pantiny import PanTiny  # lazy: separate module
 
