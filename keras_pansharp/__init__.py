@@ -32,6 +32,7 @@ from keras_pansharp.models import (
     DiCNN,
     FusionNet,
     PanFlow,
+    PanMamba,
     PanNet,
     PansharpModel,
     PanTiny,

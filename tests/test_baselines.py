@@ -228,8 +228,14 @@ class TestRegistry:
         assert model.count_params() == PARAMS[BASELINES[name]][8]
 
     def test_paper_models_by_name(self):
-        # Counts: tests/test_panflow.py, test_pscinn.py, test_sfdi.py derive them.
-        counts = {"panflow": 100_276, "pscinn": 4_841_632, "sfdi": 85_850}
+        # Counts: derived in tests/test_panflow.py, test_panmamba.py, test_pscinn.py
+        # and test_sfdi.py from the reference modules.
+        counts = {
+            "panflow": 100_276,
+            "panmamba": 480_752,
+            "pscinn": 4_841_632,
+            "sfdi": 85_850,
+        }
         assert set(PAPER_MODELS) == set(counts)
         assert set(PAPER_MODELS) <= set(MODEL_NAMES)
         for name, params in counts.items():

@@ -16,6 +16,12 @@ from keras_pansharp.layers.invertible import (
     LatentPad,
     MeanLatent,
 )
+from keras_pansharp.layers.mamba import Mamba
+from keras_pansharp.layers.panmamba_blocks import (
+    HalfChannelSwap,
+    HinResBlock,
+    PatchEmbed,
+)
 from keras_pansharp.layers.replicate_padding import ReplicatePadding2D
 from keras_pansharp.layers.sfdi_blocks import (
     AmplitudePhaseFusion,

@@ -11,6 +11,7 @@ from keras_pansharp.models.dicnn import DiCNN
 from keras_pansharp.models.fusionnet import FusionNet
 from keras_pansharp.models.msdcnn import MSDCNN
 from keras_pansharp.models.panflow import PanFlow
+from keras_pansharp.models.panmamba import PanMamba
 from keras_pansharp.models.pannet import PanNet
 from keras_pansharp.models.pantiny import PANTINY_PRESETS, PanTiny
 from keras_pansharp.models.pnn import PNN

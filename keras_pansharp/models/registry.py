@@ -8,6 +8,7 @@ from keras_pansharp.models.dicnn import DiCNN
 from keras_pansharp.models.fusionnet import FusionNet
 from keras_pansharp.models.msdcnn import MSDCNN
 from keras_pansharp.models.panflow import PanFlow
+from keras_pansharp.models.panmamba import PanMamba
 from keras_pansharp.models.pannet import PanNet
 from keras_pansharp.models.pnn import PNN
 from keras_pansharp.models.pscinn import PSCINN
@@ -26,6 +27,7 @@ BASELINES: dict[str, type] = {
 #: spatial-frequency networks), by registry name.
 PAPER_MODELS: dict[str, type] = {
     "panflow": PanFlow,
+    "panmamba": PanMamba,
     "pscinn": PSCINN,
     "sfdi": SFDI,
 }
@@ -55,7 +57,7 @@ def get_model_class(name: str) -> type:
     Args:
         name: case-insensitive model name, one of `MODEL_NAMES`
             (`"pantiny"`, `"pantiny_large"`, `"pnn"`, `"pannet"`, `"dicnn"`,
-            `"msdcnn"`, `"fusionnet"`, `"panflow"`, `"pscinn"`, `"sfdi"`).
+            `"msdcnn"`, `"fusionnet"`, `"panflow"`, `"panmamba"`, `"pscinn"`, `"sfdi"`).
 
     Returns:
         The `keras.Model` subclass (`PanTiny` for both PanTiny names).

@@ -1,0 +1,135 @@
+"""Mamba's selective scan (S6) in `keras.ops`, for TensorFlow and JAX.
+
+The selective state-space scan of Gu and Dao (2023), "Mamba: Linear-Time
+Sequence Modeling with Selective State Spaces", written without CUDA: it
+follows the semantics of `selective_scan_ref` in `mamba_ssm/ops/
+selective_scan_interface.py` (the pure-PyTorch reference of the CUDA kernel,
+as shipped in hustvl/Vim's `mamba-1p1p1`, which Pan-Mamba builds on), with
+channels-last tensors:
+
+    delta = softplus(delta + delta_bias)                  (batch, L, d)
+    h_t   = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t   (batch, d, n)
+    y_t   = <h_t, C_t> + D * u_t,   out = y * silu(z)
+
+The state recurrence is a first-order linear recurrence
+`h_t = a_t * h_{t-1} + b_t`, computed in parallel with an associative scan
+over the pairs `(a, b)` and the operator
+`(a1, b1) . (a2, b2) = (a1 * a2, a2 * b1 + b2)` (`linear_recurrence`).
+
+- When the sequence length is static (always under JAX, and under
+  TensorFlow when the spatial size is known) `keras.ops.associative_scan` is
+  used (work-efficient, differentiable on both backends).
+- When it is unknown at trace time (a TensorFlow graph with dynamic spatial
+  dimensions, e.g. an exported SavedModel), `keras.ops.associative_scan`
+  cannot be traced efficiently (Keras 3.15's TensorFlow version fails on
+  symbolic lengths, or nests 48 levels of `tf.cond`), so a Hillis-Steele
+  doubling scan inside `keras.ops.while_loop` is used instead:
+  `ceil(log2 L)` steps of `b += a * shift(b, k); a *= shift(a, k)`.
+
+Both give the same values (up to float rounding).
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def _combine(left, right):
+    a_l, b_l = left
+    a_r, b_r = right
+    return a_l * a_r, a_r * b_l + b_r
+
+
+def _shift(x, k):
+    """`x` delayed by `k` steps along axis 1 (zeros in front), same length."""
+    return ops.concatenate([ops.zeros_like(x[:, :k]), x[:, :-k]], axis=1)
+
+
+def _doubling_scan(a, b):
+    """Hillis-Steele scan of `h_t = a_t h_{t-1} + b_t` along axis 1 (any length)."""
+    length = ops.shape(a)[1]
+
+    def cond(k, a, b):
+        return k < length
+
+    def body(k, a, b):
+        # Positions t < k are combined with zeros (h_{-1} = 0), so they keep
+        # their value; `a` may be zeroed there, which is harmless.
+        b = b + a * _shift(b, k)
+        a = a * _shift(a, k)
+        return k * 2, a, b
+
+    _, _, h = ops.while_loop(cond, body, (ops.convert_to_tensor(1), a, b))
+    return h
+
+
+def linear_recurrence(a, b):
+    """All states of `h_t = a_t * h_{t-1} + b_t` with `h_{-1} = 0`.
+
+    Args:
+        a: `(batch, L, ...)` multipliers (Mamba: `exp(delta * A)`).
+        b: `(batch, L, ...)` inputs, same shape as `a`.
+
+    Returns:
+        `(batch, L, ...)` tensor of the states `h_0 ... h_{L-1}`.
+
+    Example:
+    >>> import numpy as np
+    >>> a = np.full((1, 4, 1), 0.5, "float32")
+    >>> b = np.ones((1, 4, 1), "float32")
+    >>> ops.convert_to_numpy(linear_recurrence(a, b))[0, :, 0].tolist()
+    [1.0, 1.5, 1.75, 1.875]
+    """
+    if a.shape[1] is not None:
+        if a.shape[1] < 2:
+            return b
+        h = ops.associative_scan(_combine, (a, b), axis=1)[1]
+        # TensorFlow's version loses the static shape (tf.cond merges) when
+        # another dimension is unknown; restore it (a no-op on values).
+        return ops.reshape(h, ops.shape(b))
+    return _doubling_scan(a, b)
+
+
+def selective_scan(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus: bool = True,
+):
+    """Mamba's selective scan, channels-last (`selective_scan_ref` semantics).
+
+    Args:
+        u: `(batch, L, d)` input sequence.
+        delta: `(batch, L, d)` step sizes (before `delta_bias` / softplus).
+        A: `(d, n)` state matrix (diagonal per channel; Mamba passes
+            `-exp(A_log)`).
+        B: `(batch, L, n)` input-dependent input matrix.
+        C: `(batch, L, n)` input-dependent output matrix.
+        D: optional `(d,)` skip connection.
+        z: optional `(batch, L, d)` gate: the output is multiplied by
+            `silu(z)`.
+        delta_bias: optional `(d,)` added to `delta`.
+        delta_softplus: apply softplus to `delta` (Mamba: `True`).
+
+    Returns:
+        `(batch, L, d)` output, the dtype of `u`.
+    """
+    if delta_bias is not None:
+        delta = delta + delta_bias
+    if delta_softplus:
+        delta = ops.softplus(delta)
+    delta_e = ops.expand_dims(delta, -1)  # (batch, L, d, 1)
+    delta_a = ops.exp(delta_e * A)  # (batch, L, d, n)
+    delta_b_u = delta_e * ops.expand_dims(B, 2) * ops.expand_dims(u, -1)
+    h = linear_recurrence(delta_a, delta_b_u)  # (batch, L, d, n)
+    y = ops.sum(h * ops.expand_dims(C, 2), axis=-1)  # (batch, L, d)
+    if D is not None:
+        y = y + u * D
+    if z is not None:
+        y = y * ops.silu(z)
+    return y
