@@ -300,6 +300,219 @@ def test_evaluate_errors(capsys, scene, tmp_path):
     assert code == 2 and "is 32 x 32 but the PAN" in err
 
 
+def _fr_files(tmp_path, size=256, bands="qb", fused_tags=None):
+    """A synthetic MS/PAN pair and a fused image (interp23tap + PAN detail)."""
+    from keras_pansharp.data import synthetic
+    from keras_pansharp.signal import interp23tap
+
+    sc = synthetic.make_scene(bands, size=size, seed=1)
+    ms = np.clip(sc.ms, 0, 2047).astype(np.uint16)
+    pan = np.clip(sc.pan, 0, 2047).astype(np.uint16)
+    lms = interp23tap(ms.astype(float))
+    detail = pan.astype(float) - pan.astype(float).mean()
+    fused = np.clip(np.rint(lms + 0.3 * detail[..., None]), 0, 2047).astype(np.uint16)
+    ms_path = write_geotiff(tmp_path / "ms.tif", ms, tags=geo_tags(2.0))
+    pan_path = write_geotiff(
+        tmp_path / "pan.tif", pan, layout="striped", tags=geo_tags(0.5)
+    )
+    fused_path = write_geotiff(
+        tmp_path / "fused.tif",
+        fused,
+        tags=geo_tags(0.5) if fused_tags is None else fused_tags,
+        tile=(32, 32),
+    )
+    return ms, pan, fused, str(ms_path), str(pan_path), str(fused_path)
+
+
+def _assert_scores(got, want):
+    assert set(want) <= set(got)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-11, abs=1e-13), key
+
+
+def test_evaluate_fr_windowed_equals_in_memory(capsys, tmp_path, monkeypatch):
+    ms, pan, fused, ms_path, pan_path, fused_path = _fr_files(tmp_path)
+    want = evaluate_fr(
+        fused.astype(float), ms.astype(float), pan.astype(float), sensor="qb"
+    )
+    reads = []
+    orig = GeoTiffReader._read
+
+    def spy(self, r0, r1, c0, c1, bands):
+        reads.append((r1 - r0) * (c1 - c0))
+        return orig(self, r0, r1, c0, c1, bands)
+
+    monkeypatch.setattr(GeoTiffReader, "_read", spy)
+    code, out, err = run_cli(
+        capsys, "evaluate", "--fused", fused_path, "--ms", ms_path, "--pan",
+        pan_path, "--sensor", "qb", "--window", 64,
+    )  # fmt: skip
+    monkeypatch.undo()
+    assert code == 0, err
+    assert "in windows of 64 pixels" in err
+    _assert_scores(json.loads(out), want)
+    # Window by window (16 windows of 64^2 plus halos): never the whole scene.
+    assert len(reads) > 16 and max(reads) < 256 * 256 // 2
+    # The default window (one window here) gives the same numbers.
+    code, out, err = run_cli(
+        capsys, "evaluate", "--fused", fused_path, "--ms", ms_path, "--pan",
+        pan_path, "--sensor", "qb", "--quiet",
+    )  # fmt: skip
+    assert code == 0 and err == ""
+    _assert_scores(json.loads(out), want)
+
+
+def test_evaluate_fr_rgbn_of_8_bands(capsys, tmp_path, rng):
+    from keras_pansharp.sensors import get_sensor
+    from keras_pansharp.signal import interp23tap
+
+    ms = rng.integers(100, 2000, (32, 32, 8)).astype(np.uint16)
+    pan = rng.integers(100, 2000, (128, 128)).astype(np.uint16)
+    rgbn = ms[..., [1, 2, 4, 6]]
+    fused = np.clip(np.rint(interp23tap(rgbn.astype(float))), 0, 2047)
+    fused = fused.astype(np.uint16)
+    ms_path = write_geotiff(tmp_path / "ms.tif", ms, tags=geo_tags(2.0))
+    pan_path = write_geotiff(tmp_path / "pan.tif", pan, tags=geo_tags(0.5))
+    fused_path = write_geotiff(tmp_path / "fused.tif", fused, tags=geo_tags(0.5))
+    args = ["evaluate", "--fused", fused_path, "--ms", ms_path, "--pan", pan_path]
+    code, out, err = run_cli(
+        capsys, *args, "--sensor", "wv3", "--bands", "rgbn", "--window", 64
+    )
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["sensor"] == "WV3_RGBN" and got["bands"] == [1, 2, 4, 6]
+    want = evaluate_fr(
+        fused.astype(float),
+        rgbn.astype(float),
+        pan.astype(float),
+        sensor=get_sensor("wv3").rgbn(),
+    )
+    _assert_scores(got, want)
+    code, _, err = run_cli(capsys, *args, "--sensor", "wv3")
+    assert code == 2
+    assert "has 4 bands but 8 bands of" in err and "(add --bands rgbn)" in err
+
+
+@pytest.mark.parametrize("dim_cut,window", [(0, 32), (21, 64), (5, 1024)])
+def test_evaluate_rr_windowed_equals_in_memory(capsys, tmp_path, rng, dim_cut, window):
+    # 150 x 120: not a multiple of the 32-pixel blocks (Q2n's mirror padding).
+    gt = rng.integers(100, 2000, (150, 120, 4)).astype(np.uint16)
+    noise = rng.integers(-80, 80, gt.shape)
+    fused = np.clip(gt + noise, 0, 2047).astype(np.uint16)
+    gt_path = write_geotiff(tmp_path / "gt.tif", gt, layout="striped")
+    fused_path = write_geotiff(tmp_path / "fused.tif", fused)
+    code, out, err = run_cli(
+        capsys, "evaluate", "--fused", fused_path, "--reference", gt_path,
+        "--sensor", "qb", "--dim-cut", dim_cut, "--window", window, "--format",
+        "csv",
+    )  # fmt: skip
+    assert code == 0, err
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert row["mode"] == "rr" and row["bands"] == "0 1 2 3"
+    want = evaluate_rr(
+        fused.astype(float), gt.astype(float), sensor="qb", dim_cut=dim_cut
+    )
+    _assert_scores({k: float(v) for k, v in row.items() if k in want}, want)
+
+
+def test_evaluate_normalized_files(capsys, tmp_path, rng):
+    gt = rng.integers(100, 2000, (64, 64, 4)).astype(np.uint16)
+    fused = np.clip(gt + rng.integers(-50, 50, gt.shape), 0, 2047).astype(np.uint16)
+    gt01, fused01 = (x.astype(np.float32) / 2047 for x in (gt, fused))
+    gt_path = write_geotiff(tmp_path / "gt.tif", gt01)
+    fused_path = write_geotiff(tmp_path / "fused.tif", fused01)
+    code, out, err = run_cli(
+        capsys, "evaluate", "--fused", fused_path, "--reference", gt_path,
+        "--sensor", "qb", "--normalized",
+    )  # fmt: skip
+    assert code == 0, err
+    want = evaluate_rr(
+        fused01.astype(float), gt01.astype(float), sensor="qb", normalized=True
+    )
+    _assert_scores(json.loads(out), want)
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("missing", "missing.tif: file not found"),
+        ("fused_bands", "has 3 bands but 4 bands of"),
+        ("fused_size", "is 64 x 128 but the PAN"),
+        ("fused_extent", "do not cover the same extent"),
+        ("fused_crs", "different coordinate reference systems"),
+        ("fused_pixel", "not the same grid"),
+        ("ms_pan_extent", "do not cover the same extent"),
+        ("ms_pan_ratio", "must be 4x the MS size"),
+        ("scale", "looks normalised to [0, 1]"),
+        ("normalized_dn", "--normalized but the inputs look like digital numbers"),
+        ("rr_size", "but the reference"),
+        ("rr_extent", "do not cover the same extent"),
+        ("window", "window must be at least 32"),
+        ("exists", "exists; pass --overwrite"),
+    ],
+)
+def test_evaluate_errors_one_line(capsys, tmp_path, case, message):
+    ms, pan, fused, ms_path, pan_path, fused_path = _fr_files(tmp_path, size=128)
+    fr = ["--ms", ms_path, "--pan", pan_path]
+    extra = []
+    out = tmp_path / "scores.json"
+    shifted = (ORIGIN[0] + 10.0, ORIGIN[1])
+    if case == "missing":
+        fused_path = str(tmp_path / "missing.tif")
+    elif case == "fused_bands":
+        fused_path = write_geotiff(tmp_path / "f3.tif", fused[..., :3])
+    elif case == "fused_size":
+        fused_path = write_geotiff(tmp_path / "f.tif", fused[:, :64])
+    elif case == "fused_extent":
+        fused_path = write_geotiff(
+            tmp_path / "f.tif", fused, tags=geo_tags(0.5, shifted)
+        )
+    elif case == "fused_crs":
+        fused_path = write_geotiff(
+            tmp_path / "f.tif", fused, tags=geo_tags(0.5, epsg=32634)
+        )
+    elif case == "fused_pixel":
+        fused_path = write_geotiff(tmp_path / "f.tif", fused, tags=geo_tags(0.25))
+    elif case == "ms_pan_extent":
+        pan_path = write_geotiff(tmp_path / "p.tif", pan, tags=geo_tags(0.5, shifted))
+        fr = ["--ms", ms_path, "--pan", pan_path]
+    elif case == "ms_pan_ratio":
+        pan_path = write_geotiff(tmp_path / "p.tif", pan[:120], tags=geo_tags(0.5))
+        fr = ["--ms", ms_path, "--pan", pan_path]
+    elif case == "scale":
+        fused_path = write_geotiff(
+            tmp_path / "f.tif", fused.astype(np.float32) / 2047, tags=geo_tags(0.5)
+        )
+    elif case == "normalized_dn":
+        extra = ["--normalized"]
+    elif case == "rr_size":
+        fr = ["--reference", write_geotiff(tmp_path / "gt.tif", fused[:96])]
+    elif case == "rr_extent":
+        fr = [
+            "--reference",
+            write_geotiff(tmp_path / "gt.tif", fused, tags=geo_tags(0.5, shifted)),
+        ]
+    elif case == "window":
+        extra = ["--window", 16]
+    elif case == "exists":
+        out.write_text("keep")
+    code, stdout, err = run_cli(
+        capsys, "evaluate", "--fused", fused_path, *fr, "--sensor", "qb", "-o",
+        out, "--quiet", *extra,
+    )  # fmt: skip
+    assert code == 2, err
+    assert message in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("keras-pansharp evaluate: error: ")
+    if case == "scale":
+        assert "f.tif looks normalised" in err and "ms.tif" in err
+    if case == "exists":
+        assert out.read_text() == "keep"
+    else:
+        assert not out.exists()
+    assert stdout == ""
+
+
 # --------------------------------------------------------------------------
 # prepare
 # --------------------------------------------------------------------------
