@@ -15,20 +15,33 @@ whole-scene value. PanTiny's channel attention is not local: it normalises
 queries and keys over *all* pixels of the image, so `A = softmax(q k^T t /
 (|q| |k|))` depends on three image-wide sums, `G = sum q k^T`, `sum q^2` and
 `sum k^2` (a few `dim x dim` numbers per layer). With `L` such layers the
-scene is processed in `L + 1` passes: pass `j` runs every tile with layers
-`1..j-1` applying their already-known whole-scene `A` and layer `j` summing
-`G` and the norms over the tile's core only (each pixel counted once; the
-forward pass stops there), then `A_j` is fixed; the last pass writes the
-cores of the output. Cost: about `(L + 1) / 2 + 1` full-model passes (the
-collection passes stop at their layer; 4.5 for PanTiny's 6 blocks) plus the
-halo overhead, run eagerly (measured at 1024^2 on 2 CPU cores: 62 s with
-TensorFlow, ~9x the untiled `predict`; JAX's op-by-op eager dispatch is much
-slower, ~13x untiled at 512^2, so prefer the TensorFlow backend for it).
-Memory: one batch of tiles and the statistics besides the output (eager
-calls hold more activations than a compiled pass: peak RSS 2.4 GB instead of
-1.2 GB for PanTiny with 512^2 tiles, `batch_size=1`; use smaller tiles to
-lower it). Statistics belong to the one scene being fused (as in an
-untiled batch, where each image has its own).
+scene is processed in `L + 1` passes over the tiles. Tiles are as large as
+`tile` allows but no larger than needed (`balanced_core_tiles`: a 1024-pixel
+axis with `tile=512` takes 3 tiles of 368, not 3 of 512). For functional
+models whose attention layers each sit in the graph once (PanTiny and its
+presets), each pass is one compiled function (`tf.function`; `jax.jit`)
+that continues the forward pass where the previous one stopped: pass `s`
+reads the input `b` of block `s - 1` kept from pass `s - 1`, recomputes its
+attention values `v`, finishes that block with its now fixed whole-scene
+attention (`b + v A^T P`, `P` the output projection, then the FFN), runs on
+to block `s`, and returns its input `b` and the statistics summed over the
+tile's core (each pixel counted once); the last pass writes the cores. So
+every activation is computed once (one LayerNorm per block twice), as in
+one forward pass over the tiles; see `benchmarks/bench_exact_tiling.py` and
+docs/performance.md for the time against untiled `model.predict`. The `b`
+kept between passes (`dim` floats per tile pixel, 112 bytes for PanTiny)
+stays in memory up to `cache_mb` (default 1024 MB) and goes to an anonymous
+temporary file in `cache_dir` (default: the system's temporary folder; no
+name on disk, removed when closed, also on errors) beyond it, so memory
+stays bounded for any scene size; the disk needs about `112 * H * W` bytes
+(plus the halo overhead) for an `H x W` PAN scene (e.g. ~8 GB at 8192^2).
+Where the disk has no room, each pass recomputes the earlier segments
+instead (exact, slower). Other models (subclassed, or an attention
+layer shared between calls) run the same scheme eagerly, each pass from the
+inputs with layer hooks (`ChannelAttention.global_stats_mode`): exact, but
+about `(L + 1) / 2 + 1` full-model passes (62 s against 6.9 s untiled for
+PanTiny at 1024^2 with TensorFlow). Statistics belong to the one scene being
+fused (as in an untiled batch, where each image has its own).
 
 **Blending** (`exact=False`, the default for purely convolutional models and
 for non-Keras wrappers): neighbouring tiles share `overlap` pixels and are
@@ -61,9 +74,13 @@ in `keras_pansharp.models.base`). The data are never altered.
 
 from __future__ import annotations
 
+import functools
 import math
+import shutil
 import sys
+import tempfile
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -79,12 +96,14 @@ __all__ = [
     "tile_starts",
     "blend_weights",
     "core_tiles",
+    "balanced_core_tiles",
     "receptive_radius",
     "global_statistics_layers",
 ]
 
 RATIO = 4
 UNIT_MAX = 1.5  # largest normalised value taken for [0, 1] data (models.base)
+_JAX_GROUPED = True  # JAX: run several batches per compiled call (lax loop)
 _HALO_LR = 12  # > reach of the two 23-tap x2 stages (about 8.25 LR pixels)
 
 
@@ -334,6 +353,8 @@ def predict_scene(
     verbose: int = 1,
     exact: bool | str = "auto",
     halo: int | None = None,
+    cache_mb: float = 1024,
+    cache_dir: str | None = None,
 ) -> np.ndarray:
     """Pan-sharpen a whole scene tile by tile, in bounded memory.
 
@@ -377,6 +398,12 @@ def predict_scene(
             each tile then uses its own statistics).
         halo: exact mode: context pixels around each core (multiple of 4);
             default `receptive_radius(model)` rounded up to a multiple of 4.
+        cache_mb: exact mode: megabytes of the activations kept between
+            passes (the block input `b` of every tile, see the module docstring) held in
+            memory; the rest goes to an anonymous temporary file (0: all on
+            disk). On JAX it also caps the tiles run in one compiled call.
+        cache_dir: exact mode: folder of that temporary file (default: the
+            system's temporary folder, `tempfile.gettempdir()`).
 
     Returns:
         The fused scene `(4h, 4w, C)` float32 (`out` when given).
@@ -407,6 +434,8 @@ def predict_scene(
             f"inspected and called); got {type(model).__name__}"
         )
     _check_inputs(ms, pan, lms, tile, 0 if exact else overlap, batch_size, max_value)
+    if not cache_mb >= 0:
+        raise ValueError(f"predict_scene: cache_mb must be >= 0, got {cache_mb}")
     if exact:
         if halo is None:
             radius = receptive_radius(model)
@@ -419,7 +448,11 @@ def predict_scene(
     big_h, big_w = RATIO * h, RATIO * w
     pan2d = len(pan.shape) == 2
     scale = 1.0 if max_value is None else 1.0 / float(max_value)
-    th, tw = min(tile, big_h), min(tile, big_w)
+    if exact:
+        th, cys = balanced_core_tiles(big_h, tile, halo)
+        tw, cxs = balanced_core_tiles(big_w, tile, halo)
+    else:
+        th, tw = min(tile, big_h), min(tile, big_w)
     if out is None:
         out = np.zeros((big_h, big_w, c), dtype=np.float32)
     elif tuple(out.shape) != (big_h, big_w, c):
@@ -473,19 +506,25 @@ def predict_scene(
             stacklevel=_outside_level(),
         )
 
-    def load(y0, x0):
+    def load(y0, x0, keys=("ms", "pan", "lms")):
+        """The checked, normalised inputs `keys` of the tile at `(y0, x0)`
+        (`"lms"` only when given or computed for the model)."""
         ly0, lx0 = y0 // RATIO, x0 // RATIO
         lth, ltw = th // RATIO, tw // RATIO
-        ms_t = np.asarray(ms[ly0 : ly0 + lth, lx0 : lx0 + ltw], dtype=np.float32)
-        pan_t = np.asarray(pan[y0 : y0 + th, x0 : x0 + tw], dtype=np.float32)
-        if pan2d:
-            pan_t = pan_t[..., None]
-        hi = max(
-            check("ms", ms_t, y0, x0, ly0, lx0, (h, w)),
-            check("pan", pan_t, y0, x0, y0, x0, (big_h, big_w)),
-        )
-        tile_in = {"ms": ms_t * scale, "pan": pan_t * scale}
-        if lms is not None:
+        tile_in, hi = {}, -math.inf
+        if "ms" in keys:
+            ms_t = np.asarray(ms[ly0 : ly0 + lth, lx0 : lx0 + ltw], dtype=np.float32)
+            hi = max(hi, check("ms", ms_t, y0, x0, ly0, lx0, (h, w)))
+            tile_in["ms"] = ms_t * scale
+        if "pan" in keys:
+            pan_t = np.asarray(pan[y0 : y0 + th, x0 : x0 + tw], dtype=np.float32)
+            if pan2d:
+                pan_t = pan_t[..., None]
+            hi = max(hi, check("pan", pan_t, y0, x0, y0, x0, (big_h, big_w)))
+            tile_in["pan"] = pan_t * scale
+        if "lms" not in keys:
+            pass
+        elif lms is not None:
             lms_t = np.asarray(lms[y0 : y0 + th, x0 : x0 + tw], dtype=np.float32)
             hi = max(hi, check("lms", lms_t, y0, x0, y0, x0, (big_h, big_w)))
             tile_in["lms"] = lms_t * scale
@@ -514,23 +553,21 @@ def predict_scene(
     from keras_pansharp.models.base import skip_value_checks
 
     with skip_value_checks():
-        return _predict(
-            model, exact, global_layers, batches, out, big_h, big_w, th, tw, tile,
-            halo, overlap, max_value, verbose,
+        if exact:
+            return _predict_exact(
+                model, global_layers, load, batches, batch_size, out, cys, cxs,
+                th, tw, max_value, verbose, cache_mb, cache_dir,
+            )  # fmt: skip
+        return _predict_blend(
+            model, batches, out, big_h, big_w, th, tw, tile, overlap, max_value,
+            verbose,
         )  # fmt: skip
 
 
-def _predict(
-    model, exact, global_layers, batches, out, big_h, big_w, th, tw, tile, halo,
-    overlap, max_value, verbose,
+def _predict_blend(
+    model, batches, out, big_h, big_w, th, tw, tile, overlap, max_value, verbose
 ):  # fmt: skip
-    """The two schemes of `predict_scene` on checked, loaded tiles."""
-    if exact:
-        return _predict_exact(
-            model, global_layers, batches, out, big_h, big_w, th, tw, tile, halo,
-            max_value, verbose,
-        )  # fmt: skip
-
+    """The blending scheme of `predict_scene` on checked, loaded tiles."""
     ys, wys = blend_weights(big_h, tile, overlap)
     xs, wxs = blend_weights(big_w, tile, overlap)
     jobs = [(ys[iy], xs[ix], iy, ix) for iy in range(len(ys)) for ix in range(len(xs))]
@@ -551,13 +588,11 @@ def _predict(
     return out
 
 
-def _predict_exact(
-    model, global_layers, batches, out, big_h, big_w, th, tw, tile, halo,
-    max_value, verbose,
+def _predict_exact_eager(
+    model, global_layers, batches, out, cys, cxs, th, tw, max_value, verbose
 ):  # fmt: skip
-    """The exact multi-pass scheme (see the module docstring)."""
-    cys = core_tiles(big_h, tile, halo)
-    cxs = core_tiles(big_w, tile, halo)
+    """The exact multi-pass scheme, eager and without caching: the fallback
+    for models `_exact_plan` does not cover (see the module docstring)."""
     # Job: (tile y0, tile x0, core box in tile coordinates).
     jobs = [
         (ty, tx, (cy0 - ty, cy1 - ty, cx0 - tx, cx1 - tx))
@@ -622,4 +657,643 @@ def _predict_exact(
         for lay in global_layers:
             lay.global_stats_mode = None
             lay.global_stats = None
+    return out
+
+
+# ------------------------------------------------------------- exact: tiling
+def balanced_core_tiles(size: int, tile: int, halo: int):
+    """The fewest equal tiles of length `<= tile` whose disjoint cores cover
+    `[0, size)` with `halo` pixels of context on every inner side.
+
+    Unlike `core_tiles` (tiles of exactly `min(tile, size)` and cores of
+    `tile - 2 * halo`, so the last tile is mostly redundant), the tile length
+    is shrunk to the smallest multiple of 4 that still covers the axis with
+    the same number of tiles: a 1024-pixel axis with `tile=512, halo=20`
+    takes 3 tiles of 368 (1104 pixels computed) instead of 3 of 512 (1536).
+    Edge tiles are flush with the scene edge (context on one side only);
+    starts are multiples of 4 (MS-aligned).
+
+    Args:
+        size: axis length (multiple of 4).
+        tile: largest tile length (multiple of 4).
+        halo: context pixels on each inner side (multiple of 4).
+
+    Returns:
+        `(length, tiles)`: the common tile length and, per tile in order,
+        `(tile_start, core_start, core_stop)`.
+
+    Raises:
+        ValueError: `tile` does not exceed `2 * halo` by at least 4 pixels
+            (when the axis needs more than one tile).
+    """
+    if size <= tile:
+        return size, [(0, 0, size)]
+    if tile - 2 * halo < RATIO:
+        raise ValueError(
+            f"predict_scene: tile ({tile}) must exceed 2 * halo ({2 * halo}) by "
+            "at least 4 pixels; use a larger tile"
+        )
+    n = 2
+    while True:
+        # n tiles of `length` cover `size` iff n * length - 2 (n - 1) halo >=
+        # size; with evenly spread (rounded) starts each overlap must still
+        # hold 2 * halo, so step up until it does.
+        length = -(-(size + 2 * (n - 1) * halo) // (n * RATIO)) * RATIO
+        while length <= tile:
+            starts = [
+                RATIO * round(i * (size - length) / ((n - 1) * RATIO)) for i in range(n)
+            ]
+            if all(length - (b - a) >= 2 * halo for a, b in zip(starts, starts[1:])):
+                bounds = [0]
+                for a, b in zip(starts, starts[1:]):
+                    # Cut the overlap in the middle (multiple of 4; each side
+                    # keeps >= halo since the overlap is >= 2 * halo).
+                    mid = (b + a + length) // 2
+                    cut = RATIO * (mid // RATIO)
+                    if cut - b < halo:
+                        cut += RATIO
+                    bounds.append(cut)
+                bounds.append(size)
+                return length, [
+                    (s, bounds[i], bounds[i + 1]) for i, s in enumerate(starts)
+                ]
+            length += RATIO
+        n += 1
+
+
+# ------------------------------------------------------ exact: compiled plan
+class _Unsupported(Exception):
+    """The model's graph does not fit the compiled exact scheme."""
+
+
+class _Segment:
+    """One pass of the compiled exact scheme (see `_ExactPlan`)."""
+
+    def __init__(self, prev, start, nodes, end, feeds, stats):
+        self.prev = prev  # None, or (TransformerBlock | None, attention) to finish
+        self.start = start  # KerasTensor the finished block outputs (or None)
+        self.nodes = nodes  # graph nodes from `start` and `feeds` to `end`
+        self.end = end  # next block's input, or the model output
+        self.feeds = feeds  # {input name: KerasTensor} read by `nodes`
+        self.stats = stats  # None (last segment), or (norm | None, attention)
+
+
+class _ExactPlan:
+    """The exact scheme of a functional model cut at its attention layers.
+
+    With `b_s` the input of the block holding attention layer `s` and `v_s`
+    that layer's values, segment `s`
+
+    1. finishes block `s - 1` from the cached `b_{s-1}`: `v_{s-1}` from
+       `LN(b_{s-1})`, then with the now fixed `M_{s-1} = A_{s-1}^T P` (`P`
+       the attention's output projection) `y = b + v M`, `y + FFN(LN(y))`
+       (`TransformerBlock`), or `v M` for a bare `ChannelAttention` node;
+    2. runs the graph from there (and the model inputs it reads) to `b_s`;
+    3. computes `q_s, k_s` and the masked core sums of the statistics.
+
+    The last segment finishes the last block and runs the graph to the output.
+    So every activation is computed once per tile, as in one forward pass
+    (the block's first LayerNorm twice); only `b_s` crosses from one pass to
+    the next (keeping `v_s` too measured slower: twice the bytes to keep,
+    which at 2048^2 spilled to disk). Each segment is one
+    backend-compiled function (`tf.function`; `jax.jit` with the variables as
+    arguments; eager under `torch.no_grad` on PyTorch), traced once for the
+    fixed tile and batch shape.
+    """
+
+    def __init__(self, model, segments):
+        self.variables = list(model.variables)
+        self.segments = segments
+        self._compiled: dict[int, object] = {}
+
+    def _body(self, seg):
+        from keras import ops
+
+        from keras_pansharp.utils import perf
+
+        def body(bv, m, feeds, boxes):
+            values = {id(t): feeds.get(name) for name, t in seg.feeds.items()}
+            if seg.prev is not None:
+                block, attn = seg.prev
+                (b,) = bv
+                # `v` again from the kept block input (cheaper than keeping
+                # it: half the bytes between passes, one LayerNorm more).
+                norm = None if block is None else block.norm1
+                v = _qkv(b if norm is None else norm(b), attn, (2,))[0]
+                y = perf.pointwise_conv(v, ops.cast(m, v.dtype))
+                if block is not None:
+                    y = b + y
+                    y = y + block.ffn(block.norm2(y))
+                values[id(seg.start)] = y
+            for node in seg.nodes:
+                args, kwargs = node.arguments.fill_in(values)
+                if "training" in getattr(node.operation, "_call_context_args", ()):
+                    kwargs["training"] = False
+                outputs = node.operation(*args, **kwargs)
+                for kt, value in zip(node.outputs, keras.tree.flatten(outputs)):
+                    values[id(kt)] = value
+            out = values[id(seg.end)]
+            if seg.stats is None:
+                return (out,)
+            return (out, *_qkv_statistics(out, *seg.stats, boxes))
+
+        return body
+
+    def run(self, s, bv, m, feeds, boxes, grouped=False):
+        """Segment `s` on one unit of tiles.
+
+        Args:
+            s: segment index.
+            bv: None, or `(b,)` of the previous segment (given up: on JAX
+                their buffers are reused for the new ones).
+            m: None, or the `(dim, dim)` `A^T P` finishing the previous block.
+            feeds: `{input name: array or None}` read by the segment.
+            boxes: `(..., 4)` int32 core boxes.
+            grouped: (JAX only) every array has a leading axis of batches,
+                run in one call.
+
+        Returns:
+            `[out]` (NumPy) for the last segment, else `[b]` as backend
+            tensors (left where the backend holds them, for the next pass)
+            followed by the NumPy statistics `G, sq_q, sq_k`.
+        """
+        fn = self._compiled.get((s, grouped))
+        if fn is None:
+            fn = self._compile(self.segments[s], grouped)
+            self._compiled[(s, grouped)] = fn
+        res = list(fn(bv, m, feeds, boxes))
+        if len(res) == 1:
+            return [keras.ops.convert_to_numpy(res[0])]
+        return res[:1] + [keras.ops.convert_to_numpy(t) for t in res[1:]]
+
+    def _compile(self, seg, grouped):
+        body = self._body(seg)
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            # Relaxed shapes after a second tile/batch shape: no retracing
+            # per scene size. (A partial: TensorFlow would count the traces of
+            # all segments, which share `body`'s code, as retracing.) No
+            # AutoGraph: the body is plain Python over the graph's nodes.
+            return tf.function(
+                functools.partial(body), reduce_retracing=True, autograph=False
+            )
+        if backend == "jax":
+            return self._compile_jax(seg, body, grouped)
+        if backend == "torch":
+            import torch
+
+            def eager(*args):
+                with torch.no_grad():
+                    return body(*args)
+
+            return eager
+        return body  # pragma: no cover - other backends run eagerly
+
+    def _compile_jax(self, seg, body, grouped):
+        import jax
+        from jax import lax
+
+        variables = self.variables
+
+        def group_call(bv, m, feeds, boxes):
+            """The batches of a group in one loop: XLA reuses one batch's
+            buffers for the next, and `b` is updated in place."""
+            n = boxes.shape[0]
+
+            def one(i, bv):
+                args = (None if bv is None else (bv[0][i],), m)
+                return body(*args, jax.tree.map(lambda x: x[i], feeds), boxes[i])
+
+            if seg.stats is None:
+                return lax.map(lambda i: one(i, bv), jax.numpy.arange(n))
+            shapes = jax.eval_shape(lambda: one(0, bv))
+            init = [jax.numpy.zeros((n, *t.shape), t.dtype) for t in shapes[1:]]
+            if bv is None:
+                bv = [jax.numpy.zeros((n, *t.shape), t.dtype) for t in shapes[:1]]
+
+            def step(i, carry):
+                new = one(i, carry[:1])
+                return tuple(
+                    lax.dynamic_update_index_in_dim(c, t, i, 0)
+                    for c, t in zip(carry, new)
+                )
+
+            return lax.fori_loop(0, n, step, (*bv, *init))
+
+        def pure(state, bv, m, feeds, boxes):
+            with keras.StatelessScope(state_mapping=list(zip(variables, state))):
+                return (group_call if grouped else body)(bv, m, feeds, boxes)
+
+        # The previous `b` is dead after the call: donate its buffer to
+        # the new one (same shape) instead of allocating afresh.
+        donate = (1,) if seg.stats is not None and seg.prev is not None else ()
+        jitted = jax.jit(pure, donate_argnums=donate)
+        return lambda *args: jitted([v.value for v in variables], *args)
+
+
+def _qkv(a, attn, parts):
+    """Parts (0: q, 1: k, 2: v) of `ChannelAttention` step 1 on its input `a`.
+
+    `DWConv3x3(Conv1x1(a))` with the kernels sliced per part, as the layer
+    does (with its own fast `perf` formulation where this `perf` has it).
+    """
+    from keras import ops
+
+    from keras_pansharp.utils import perf
+
+    dim = attn.dim
+    kernel = ops.cast(attn.qkv.kernel, a.dtype)
+    kernel = ops.reshape(kernel, (kernel.shape[-2], kernel.shape[-1]))
+    dw_kernel = ops.cast(attn.qkv_dwconv.kernel, a.dtype)
+    fused = getattr(perf, "pointwise_depthwise", None)
+    depthwise = getattr(perf, "depthwise_conv3x3", None)
+
+    def conv(i):
+        pw, dw = (
+            kernel[:, i * dim : (i + 1) * dim],
+            dw_kernel[:, :, i * dim : (i + 1) * dim],
+        )
+        if fused is not None:
+            return fused(a, pw, dw)[0]
+        if depthwise is not None:  # pragma: no cover - older perf module
+            return depthwise(perf.pointwise_conv(a, pw), dw)
+        return ops.depthwise_conv(  # pragma: no cover - older perf module
+            perf.pointwise_conv(a, pw), dw, padding="same"
+        )
+
+    return [conv(i) for i in parts]
+
+
+def _qkv_statistics(b, norm, attn, boxes):
+    """`(sum q k^T, sum q^2, sum k^2)` over each tile's core.
+
+    `b` is the block input (`norm` its LayerNorm, or None when `attn` takes
+    `b` itself); q, k as in `ChannelAttention` step 1 (`_qkv`); `boxes`
+    `(B, 4)` int32 core boxes `(y0, y1, x0, x1)` in tile coordinates (empty
+    for the padding of the last batch). Float32 sums per tile, like the
+    untiled call. (`v` is computed in the next pass, from the kept `b`.)
+    """
+    from keras import ops
+
+    dim = attn.dim
+    q, k = _qkv(b if norm is None else norm(b), attn, (0, 1))
+    shape = ops.shape(q)  # dynamic on TensorFlow (relaxed tile shapes)
+    rows = ops.expand_dims(ops.arange(shape[1], dtype="int32"), 1)
+    cols = ops.expand_dims(ops.arange(shape[2], dtype="int32"), 0)
+    boxes = ops.convert_to_tensor(boxes, "int32")
+
+    def edge(i):
+        return ops.reshape(boxes[:, i], (-1, 1, 1))
+
+    inside = ops.logical_and(
+        ops.logical_and(rows >= edge(0), rows < edge(1)),
+        ops.logical_and(cols >= edge(2), cols < edge(3)),
+    )
+    mask = ops.reshape(ops.cast(inside, "float32"), (shape[0], -1, 1))
+    q = ops.reshape(ops.cast(q, "float32"), (shape[0], -1, dim)) * mask
+    k = ops.reshape(ops.cast(k, "float32"), (shape[0], -1, dim))
+    return (
+        # Contracting the pixel axis directly (no transposed copy of q: on
+        # JAX/XLA CPU that copy costs as much as computing q, k and v).
+        ops.einsum("bpi,bpj->bij", q, k),
+        ops.sum(ops.square(q), axis=1),
+        ops.sum(ops.square(k) * mask, axis=1),
+    )
+
+
+def _graph_nodes(end, start, inputs):
+    """Nodes computing `end` from `start` and the model `inputs` (topological).
+
+    Returns:
+        `(nodes, feeds)`: the nodes to run and the `{name: KerasTensor}` model
+        inputs they read.
+
+    Raises:
+        _Unsupported: `end` does not depend on `start`.
+    """
+    by_id = {id(t): name for name, t in inputs.items()}
+    nodes, seen, feeds, reached = [], set(), {}, [start is None]
+
+    def visit(tensor):
+        if start is not None and tensor is start:
+            reached[0] = True
+            return
+        if id(tensor) in by_id:
+            feeds[by_id[id(tensor)]] = tensor
+            return
+        history = tensor._keras_history
+        node = history.operation._inbound_nodes[history.node_index]
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if node.is_input:
+            raise _Unsupported("an input outside the model's input dict")
+        for parent in node.input_tensors:
+            visit(parent)
+        nodes.append(node)
+
+    visit(end)
+    if not reached[0]:
+        raise _Unsupported("a segment does not depend on the previous one")
+    return nodes, dict(sorted(feeds.items()))
+
+
+def _exact_plan(model, global_layers) -> _ExactPlan | None:
+    """The compiled exact scheme of `model`, or None where it does not apply.
+
+    Applies to functional models with dict inputs (`ms`, `pan`, `lms`) and
+    one output whose global-statistics layers are each either a node of the
+    graph or the `attn` of a `TransformerBlock` node (PanTiny), called once,
+    such that the graph between two consecutive such nodes runs no other
+    one. Other models use the eager scheme.
+    """
+    from keras_pansharp.layers.transformer import TransformerBlock
+
+    try:
+        inputs, output = model.input, model.output
+    except (AttributeError, ValueError):
+        return None
+    if not isinstance(inputs, dict) or not set(inputs) <= {"ms", "pan", "lms"}:
+        return None
+    if isinstance(output, list | tuple | dict):
+        return None
+    global_ids = {id(g) for g in global_layers}
+
+    def runs_global(node):
+        op = node.operation
+        subs = _all_layers(op) if isinstance(op, keras.layers.Layer) else []
+        return id(op) in global_ids or any(id(sub) in global_ids for sub in subs)
+
+    try:
+        all_nodes, _ = _graph_nodes(output, None, inputs)
+        stops = []
+        for layer in global_layers:
+            owner = [
+                node
+                for node in all_nodes
+                if node.operation is layer
+                or (
+                    isinstance(node.operation, keras.layers.Layer)
+                    and any(sub is layer for sub in _all_layers(node.operation))
+                )
+            ]
+            if (
+                len(owner) != 1
+                or len(owner[0].input_tensors) != 1
+                or len(owner[0].outputs) != 1
+            ):
+                return None
+            op = owner[0].operation
+            if op is layer:
+                block, norm = None, None
+            elif type(op) is TransformerBlock and op.attn is layer:
+                # (Not a subclass: its `call` is what segments replay.)
+                block, norm = op, op.norm1
+            else:
+                return None
+            stops.append((owner[0], block, norm, layer))
+        segments = []
+        for s in range(len(stops) + 1):
+            prev = (stops[s - 1][1], stops[s - 1][3]) if s else None
+            start = stops[s - 1][0].outputs[0] if s else None
+            end = stops[s][0].input_tensors[0] if s < len(stops) else output
+            nodes, feeds = _graph_nodes(end, start, inputs)
+            if any(runs_global(node) for node in nodes):
+                return None
+            stats = stops[s][2:] if s < len(stops) else None
+            segments.append(_Segment(prev, start, nodes, end, feeds, stats))
+    except (_Unsupported, AttributeError, IndexError):
+        return None
+    return _ExactPlan(model, segments)
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached_plan(model, global_layers):
+    """`_exact_plan(model)`, built (and its functions traced) once per model."""
+    try:
+        return _PLANS[model]
+    except KeyError:
+        pass
+    except TypeError:  # pragma: no cover - not weak-referenceable
+        return _exact_plan(model, global_layers)
+    plan = _PLANS[model] = _exact_plan(model, global_layers)
+    return plan
+
+
+def _nbytes(fields) -> int:
+    """Bytes of arrays given as `(shape, dtype)` pairs."""
+    return sum(
+        int(np.prod(shape)) * np.dtype(keras.backend.standardize_dtype(dtype)).itemsize
+        for shape, dtype in fields
+    )
+
+
+class _ActivationCache:
+    """`(b,)` of each batch of tiles between two passes of the exact scheme.
+
+    Batches are kept as the backend's own tensors (no copy) while their total
+    size stays within `budget_mb`; the others go to an anonymous temporary
+    file in `directory`, read and written with plain file I/O (so those pages
+    are not part of the process's resident set). Writing a batch replaces
+    the one stored under the same key (in place).
+    """
+
+    def __init__(self, budget_mb, directory):
+        self.budget = max(float(budget_mb), 0.0) * 2**20
+        self.directory = directory
+        self._mem: dict[int, list] = {}
+        self._used = 0
+        self._slots: dict[int, tuple[int, list]] = {}  # key: (offset, fields)
+        self._end = 0
+        self._file = None
+
+    def put(self, key, arrays):
+        fields = [(tuple(a.shape), a.dtype) for a in arrays]
+        size = _nbytes(fields)
+        if key in self._mem:
+            old = self._mem.pop(key)
+            self._used -= _nbytes([(a.shape, a.dtype) for a in old])
+        if key not in self._slots and self._used + size <= self.budget:
+            self._mem[key] = list(arrays)
+            self._used += size
+            return
+        data = [np.ascontiguousarray(keras.ops.convert_to_numpy(a)) for a in arrays]
+        fields = [(a.shape, a.dtype) for a in data]
+        slot = self._slots.get(key)
+        if slot is None or _nbytes(slot[1]) != size:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(dir=self.directory)
+            slot = (self._end, fields)
+            self._end += size
+        self._slots[key] = (slot[0], fields)
+        self._file.seek(slot[0])
+        for a in data:
+            self._file.write(memoryview(a.reshape(-1).view(np.uint8)))
+
+    def get(self, key) -> list:
+        if key in self._mem:
+            return self._mem[key]
+        offset, fields = self._slots[key]
+        self._file.seek(offset)
+        out = []
+        for shape, dtype in fields:
+            arr = np.empty(shape, dtype)
+            view = memoryview(arr.reshape(-1).view(np.uint8))
+            got = 0
+            while got < len(view):
+                chunk = self._file.readinto(view[got:])
+                if not chunk:
+                    raise RuntimeError("predict_scene: activation cache truncated")
+                got += chunk
+            out.append(arr)
+        return out
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+        self._mem, self._slots, self._file = {}, {}, None
+
+
+def _fits_disk(nbytes, directory) -> bool:
+    """Whether `nbytes` fit in `directory` (default: the temporary folder)
+    leaving 1 GB free."""
+    free = shutil.disk_usage(directory or tempfile.gettempdir()).free
+    return nbytes <= free - 2**30
+
+
+def _units(count, batch_size, max_tiles=None):
+    """Split `count` tiles into units of `group` batches of `size` tiles.
+
+    A unit is what one compiled call processes: one batch, or with
+    `max_tiles` (JAX, which maps over the batches of a call) up to that many
+    tiles. The last unit is padded by repeating its last tile; `size <=
+    batch_size` is chosen to pad the fewest tiles (then the largest), since
+    padded tiles are computed for nothing.
+
+    Returns:
+        `(units, tiles_per_unit, group, size)`.
+    """
+    batch_size = max(min(batch_size, count), 1)
+    if max_tiles is None:
+        size = min(
+            range(1, batch_size + 1), key=lambda s: (-(-count // s) * s - count, -s)
+        )
+        return -(-count // size), size, 1, size
+    units = -(-count // max(max_tiles, batch_size))
+    per_unit = -(-count // units)
+    size = min(
+        range(1, min(batch_size, per_unit) + 1),
+        key=lambda s: (units * -(-per_unit // s) * s - count, -s),
+    )
+    return units, per_unit, -(-per_unit // size), size
+
+
+def _predict_exact(
+    model, global_layers, load, batches, batch_size, out, cys, cxs, th, tw,
+    max_value, verbose, cache_mb, cache_dir,
+):  # fmt: skip
+    """The exact scheme: compiled segments, activations cached between passes."""
+    plan = _cached_plan(model, global_layers)
+    if plan is None:
+        return _predict_exact_eager(
+            model, global_layers, batches, out, cys, cxs, th, tw, max_value, verbose
+        )
+    jobs = [
+        (ty, tx, (cy0 - ty, cy1 - ty, cx0 - tx, cx1 - tx))
+        for ty, cy0, cy1 in cys
+        for tx, cx0, cx1 in cxs
+    ]
+    count = len(jobs)
+    segments = plan.segments
+    # Bytes of `b` per tile, the activations kept between two passes.
+    per_tile = 1
+    for seg in segments[:-1]:
+        itemsize = np.dtype(keras.backend.standardize_dtype(seg.end.dtype)).itemsize
+        per_tile = max(per_tile, th * tw * seg.end.shape[-1] * itemsize)
+    grouped = keras.backend.backend() == "jax" and _JAX_GROUPED
+    # JAX runs the batches of a unit in one call (its activations updated in
+    # place): a unit may take the whole memory budget.
+    max_tiles = int(cache_mb * 2**20) // per_tile if grouped else None
+    units, tiles_per_unit, group, size = _units(count, batch_size, max_tiles)
+    grouped = group > 1
+    per_unit = group * size
+    if cache_mb * 2**20 < units * per_unit * per_tile and not _fits_disk(
+        units * per_unit * per_tile - cache_mb * 2**20, cache_dir
+    ):
+        cache = None  # no room: every pass recomputes the segments before it
+    else:
+        cache = _ActivationCache(cache_mb, cache_dir)
+    bar = None
+    if verbose:
+        bar = keras.utils.Progbar(len(segments) * count, unit_name="tile")
+    done, mats = 0, []
+
+    def stack(arrays):
+        """`(per_unit, ...)` padded with the last tile, grouped on JAX."""
+        arr = np.stack(arrays)
+        if len(arr) < per_unit:
+            pad = np.repeat(arr[-1:], per_unit - len(arr), axis=0)
+            arr = np.concatenate([arr, pad])
+        return arr.reshape(group, size, *arr.shape[1:]) if grouped else arr
+
+    try:
+        for s, seg in enumerate(segments):
+            chain = [s] if s == 0 or cache is not None else list(range(s + 1))
+            # The first pass reads (and checks) every input of every tile.
+            keys = {"ms", "pan", "lms"} if s == 0 else set()
+            for j in chain:
+                keys.update(segments[j].feeds)
+            sums = None
+            for u in range(units):
+                unit_jobs = jobs[u * tiles_per_unit : (u + 1) * tiles_per_unit]
+                tiles = [load(ty, tx, tuple(keys)) for ty, tx, _ in unit_jobs]
+                boxes = np.zeros((per_unit, 4), np.int32)
+                for i, (_, _, box) in enumerate(unit_jobs):
+                    boxes[i] = box
+                if grouped:
+                    boxes = boxes.reshape(group, size, 4)
+                bv = cache.get(u) if chain[0] > 0 else None
+                for j in chain:
+                    feeds = {
+                        name: stack([t[name] for t in tiles])
+                        if name in tiles[0]
+                        else None
+                        for name in segments[j].feeds
+                    }
+                    m = mats[j - 1] if j else None
+                    res = plan.run(j, bv, m, feeds, boxes, grouped)
+                    bv = res[:1]
+                if seg.stats is not None:
+                    if cache is not None:
+                        # Replaces the unit's `b` of the previous pass,
+                        # already read above.
+                        cache.put(u, res[:1])
+                    # Per-tile float32 sums (as untiled), added up in float64.
+                    axes = (0, 1) if grouped else 0
+                    st = [np.asarray(t, np.float64).sum(axis=axes) for t in res[1:]]
+                    sums = st if sums is None else [a + c for a, c in zip(sums, st)]
+                else:
+                    pred = res[0].reshape(per_unit, *res[0].shape[-3:])
+                    for (ty, tx, (y0, y1, x0, x1)), p in zip(unit_jobs, pred):
+                        core = p[y0:y1, x0:x1].astype(np.float32)
+                        if max_value is not None:
+                            core = core * np.float32(max_value)
+                        out[ty + y0 : ty + y1, tx + x0 : tx + x1] = core
+                done += len(unit_jobs)
+                if bar is not None:
+                    bar.update(done)
+                del bv, res
+            if seg.stats is not None:
+                attn = seg.stats[1]
+                a = attn.attention_from_stats(*(t[None] for t in sums))[0]
+                proj = keras.ops.convert_to_numpy(attn.project_out.kernel)
+                proj = np.asarray(proj, np.float64).reshape(a.shape)
+                mats.append((a.astype(np.float64).T @ proj).astype(np.float32))
+    finally:
+        if cache is not None:
+            cache.close()
     return out

@@ -273,3 +273,196 @@ def test_digital_numbers_warn_once_and_are_not_rescaled(rng):
         predict_scene(
             model, ms_dn, pan_dn, max_value=2047, tile=64, overlap=32, verbose=0
         )
+
+
+# ------------------------------------------- exact scheme: compiled and cached
+def test_balanced_core_tiles_partition():
+    from keras_pansharp.inference import balanced_core_tiles
+
+    cases = [(1024, 512, 20), (2048, 512, 20), (96, 48, 12), (128, 64, 20)]
+    cases += [(100, 64, 8), (40, 64, 8), (4096, 1024, 20), (132, 48, 4)]
+    for size, tile, halo in cases:
+        length, tiles = balanced_core_tiles(size, tile, halo)
+        assert length == min(size, length) and length <= max(tile, size)
+        assert length % 4 == 0 or length == size
+        # Never more tiles than `core_tiles`, each no longer.
+        assert len(tiles) <= len(core_tiles(size, tile, halo))
+        covered = np.zeros(size, int)
+        for t0, c0, c1 in tiles:
+            covered[c0:c1] += 1
+            assert t0 % 4 == 0 and c0 % 4 == 0
+            assert 0 <= t0 and t0 + length <= size and t0 <= c0 < c1 <= t0 + length
+            assert t0 == 0 or c0 - t0 >= halo
+            assert t0 + length == size or t0 + length - c1 >= halo
+        np.testing.assert_array_equal(covered, 1)
+    # 1024 with 512-pixel tiles: 3 tiles of 368 instead of 3 of 512.
+    assert balanced_core_tiles(1024, 512, 20)[0] == 368
+    with pytest.raises(ValueError, match="halo"):
+        balanced_core_tiles(128, 40, 20)
+
+
+def test_units_pad_fewest_tiles():
+    from keras_pansharp.inference import _units
+
+    # One call per batch: 10 tiles in batches of 4 -> 4 batches of 3 would
+    # pad 2; 5 batches of 2 pad none.
+    assert _units(10, 4) == (5, 2, 1, 2)
+    assert _units(9, 4) == (3, 3, 1, 3)
+    assert _units(3, 8) == (1, 3, 1, 3)
+    # Grouped (JAX): 9 tiles, room for 33 per call -> one call, 3 x 3.
+    assert _units(9, 4, 33) == (1, 9, 3, 3)
+    # Room for 2 tiles only: units of batch_size tiles.
+    units, per_unit, group, size = _units(9, 4, 2)
+    assert units * per_unit >= 9 and group * size >= per_unit and size <= 4
+
+
+def _exact_reference(rng, full_model=False):
+    if full_model:
+        keras.utils.set_random_seed(1)
+        model = PanTiny(bands=4)
+        for i, layer in enumerate(global_statistics_layers(model)):
+            layer.temperature.assign(np.array([1.5 + 0.5 * i, 0.3], "float32"))
+        ms, pan = _scene(rng, 28, 36)  # PAN 112 x 144
+    else:
+        model = _small_pantiny()
+        ms, pan = _scene(rng, 24, 32)  # PAN 96 x 128
+    return model, ms, pan, _call(model, ms, pan)
+
+
+def test_exact_uses_compiled_plan_for_pantiny(rng):
+    from keras_pansharp.inference import _cached_plan
+
+    model, ms, pan, full = _exact_reference(rng, full_model=True)
+    plan = _cached_plan(model, global_statistics_layers(model))
+    # One segment per attention layer plus the tail.
+    assert plan is not None and len(plan.segments) == 7
+    assert _cached_plan(model, global_statistics_layers(model)) is plan
+    for tile, batch_size in [(64, 4), (80, 3), (144, 1)]:
+        tiled = predict_scene(
+            model, ms, pan, tile=tile, batch_size=batch_size, exact=True, verbose=0
+        )
+        assert np.abs(tiled - full).max() < 1e-5, (tile, batch_size)
+    # DN in, DN out, into a given array.
+    out = np.zeros_like(full)
+    res = predict_scene(
+        model, ms * 2047, pan * 2047, max_value=2047, tile=64, out=out, verbose=0
+    )
+    assert res is out
+    np.testing.assert_allclose(out / 2047, full, atol=1e-5)
+
+
+def test_exact_cache_spills_to_disk_and_is_removed(rng, tmp_path):
+    model, ms, pan, full = _exact_reference(rng)
+    import tempfile
+
+    opened = []
+    real = tempfile.TemporaryFile
+
+    def spy(*args, **kwargs):
+        f = real(*args, **kwargs)
+        opened.append((kwargs.get("dir"), f))
+        return f
+
+    tempfile.TemporaryFile = spy
+    try:
+        tiled = predict_scene(
+            model, ms, pan, tile=48, batch_size=2, cache_mb=0, cache_dir=str(tmp_path),
+            verbose=0,
+        )  # fmt: skip
+    finally:
+        tempfile.TemporaryFile = real
+    assert np.abs(tiled - full).max() < 1e-5
+    # The activations went to one anonymous file in `cache_dir`, closed at
+    # the end, and nothing is left in the folder.
+    assert len(opened) == 1 and opened[0][0] == str(tmp_path)
+    assert opened[0][1].closed
+    assert list(tmp_path.iterdir()) == []
+    # Part in memory, part on disk (15 tiles of 74 kB, room for 14).
+    tiled = predict_scene(model, ms, pan, tile=48, batch_size=2, cache_mb=1, verbose=0)
+    assert np.abs(tiled - full).max() < 1e-5
+
+
+def test_exact_cache_file_closed_on_error(rng, tmp_path, monkeypatch):
+    from keras_pansharp import inference
+
+    model, ms, pan, _ = _exact_reference(rng)
+    closed = []
+    real_close = inference._ActivationCache.close
+
+    def close(self):
+        closed.append(self._file is not None)
+        real_close(self)
+
+    monkeypatch.setattr(inference._ActivationCache, "close", close)
+    real_run = inference._ExactPlan.run
+
+    def failing_run(self, s, *args, **kwargs):
+        if s == 1:
+            raise RuntimeError("boom")
+        return real_run(self, s, *args, **kwargs)
+
+    monkeypatch.setattr(inference._ExactPlan, "run", failing_run)
+    with pytest.raises(RuntimeError, match="boom"):
+        predict_scene(
+            model, ms, pan, tile=48, cache_mb=0, cache_dir=str(tmp_path), verbose=0
+        )
+    assert closed == [True] and list(tmp_path.iterdir()) == []
+
+
+def test_exact_recomputes_without_disk_room(rng, monkeypatch):
+    from keras_pansharp import inference
+
+    model, ms, pan, full = _exact_reference(rng)
+    monkeypatch.setattr(inference, "_fits_disk", lambda nbytes, directory: False)
+    tiled = predict_scene(model, ms, pan, tile=48, cache_mb=0, verbose=0)
+    assert np.abs(tiled - full).max() < 1e-5
+
+
+def test_exact_eager_fallback(rng, monkeypatch):
+    """Models the compiled plan does not cover run the eager scheme."""
+    from keras_pansharp import inference
+
+    model, ms, pan, full = _exact_reference(rng)
+    monkeypatch.setattr(inference, "_cached_plan", lambda model, layers: None)
+    tiled = predict_scene(model, ms, pan, tile=48, verbose=0)
+    assert np.abs(tiled - full).max() < 1e-5
+    assert all(lay.global_stats_mode is None for lay in global_statistics_layers(model))
+
+
+def test_exact_plan_rejects_unsupported_graphs():
+    from keras_pansharp.inference import _exact_plan
+
+    # A shared attention layer called twice: no plan (eager scheme instead).
+    inputs = {
+        "ms": keras.Input((None, None, 4), name="ms"),
+        "pan": keras.Input((None, None, 1), name="pan"),
+    }
+    attn = ChannelAttention(num_heads=2)
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs["pan"])
+    x = attn(attn(x))
+    model = keras.Model(inputs, x)
+    assert _exact_plan(model, global_statistics_layers(model)) is None
+
+
+def test_exact_plan_bare_attention_node(rng):
+    """A `ChannelAttention` called directly in the graph (no block)."""
+    from keras_pansharp.inference import _cached_plan
+
+    keras.utils.set_random_seed(3)
+    inputs = {
+        "ms": keras.Input((None, None, 4), name="ms"),
+        "pan": keras.Input((None, None, 1), name="pan"),
+    }
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs["pan"])
+    x = ChannelAttention(num_heads=2)(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = ChannelAttention(num_heads=4)(x)
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    model = keras.Model(inputs, x)
+    for i, layer in enumerate(global_statistics_layers(model)):
+        layer.temperature.assign(np.linspace(0.5, 3.0 + i, layer.num_heads))
+    assert _cached_plan(model, global_statistics_layers(model)) is not None
+    ms, pan = _scene(rng, 20, 24)
+    full = _call(model, ms, pan)
+    tiled = predict_scene(model, ms, pan, tile=40, exact=True, verbose=0)
+    assert np.abs(tiled - full).max() < 1e-5
