@@ -61,6 +61,12 @@ flags.DEFINE_list("scenes", [], "Only these left-out scenes (default: all).")
 flags.DEFINE_bool("adapt", True, "Also score the model after kp.adapt.")
 flags.DEFINE_string("output_dir", "runs/generalization", "Output directory.")
 flags.DEFINE_bool(
+    "save_weights",
+    False,
+    "Also save each fold's trained weights as <output_dir>/weights/<fold>.weights.h5 "
+    "(for analyses of the fold models, e.g. bench_detail_gain.py).",
+)
+flags.DEFINE_bool(
     "shipped_for_test_only",
     True,
     "Score the test-only scenes with the shipped pantiny_multisensor weights "
@@ -221,6 +227,11 @@ def main(argv):
             print(f"[{fold}] training on {sorted(train)}", flush=True)
             model = pretrain.train(train, verbose=0)
         train_s = time.perf_counter() - t0
+        if FLAGS.save_weights:
+            wdir = out_dir / "weights"
+            wdir.mkdir(exist_ok=True)
+            slug = "".join(c if c.isalnum() else "_" for c in fold).strip("_")
+            model.save_weights(wdir / f"{slug}.weights.h5")
         results[fold] = {}
         for name in held:
             results[fold][name] = evaluate_scene(model, scenes[name], name)

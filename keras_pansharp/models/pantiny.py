@@ -42,7 +42,7 @@ PANTINY_PRESETS: dict[str, dict] = {
         "encoder_depth": 3,
         "body_depth": 3,
         "weights": "pantiny_multisensor.weights.h5",
-        "sha256": "6f5a3f4e0af6d539f47f78b9c044ebb19c60c435be99a61f78a8b85d422faeec",
+        "sha256": "ad92f6efb53288dd03f43a9620fcf621936beeea0155b994bd04b5c47e28fe37",
         "description": "Pretrained PanTiny (4 bands: blue, green, red, NIR; "
         "inputs divided by the sensor's max DN), trained without ground truth "
         "on real full-resolution scenes of 6 sensor types "
