@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _common  # noqa: E402
 import numpy as np  # noqa: E402
+import pretrain  # noqa: E402
 import real_scenes  # noqa: E402
 from absl import app, flags  # noqa: E402
 from bench_generalization import (  # noqa: E402
@@ -60,6 +61,7 @@ from bench_generalization import (  # noqa: E402
 
 import keras_pansharp as kp  # noqa: E402
 from keras_pansharp.models.base import UpsampledMS  # noqa: E402
+from keras_pansharp.utils.io import atomic_path  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -193,19 +195,13 @@ def main(argv):
     print("\n".join(lines))
     print(json.dumps(summary, indent=1))
     if FLAGS.write_weights:
-        import tempfile
-
         scaled = kp.PanTiny.from_preset("pantiny_multisensor")
         if FLAGS.weights:
             scaled.load_weights(FLAGS.weights)
-        last = scaled.get_layer("output")
-        last.kernel.assign(last.kernel * chosen)
-        target = Path(FLAGS.write_weights)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            tmp_path = Path(tmp) / target.name
-            scaled.save_weights(tmp_path)
-            os.replace(tmp_path, target)
-        print(f"wrote {target} (last convolution x {chosen:g})")
+        pretrain.apply_detail_gain(scaled, chosen)
+        with atomic_path(FLAGS.write_weights, suffix=".weights.h5") as tmp:
+            scaled.save_weights(tmp, overwrite=True)
+        print(f"wrote {FLAGS.write_weights} (last convolution x {chosen:g})")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ import real_scenes  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import keras_pansharp as kp  # noqa: E402
+from keras_pansharp.utils.io import atomic_path  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -228,10 +229,10 @@ def main(argv):
             model = pretrain.train(train, verbose=0)
         train_s = time.perf_counter() - t0
         if FLAGS.save_weights:
-            wdir = out_dir / "weights"
-            wdir.mkdir(exist_ok=True)
             slug = "".join(c if c.isalnum() else "_" for c in fold).strip("_")
-            model.save_weights(wdir / f"{slug}.weights.h5")
+            target = out_dir / "weights" / f"{slug}.weights.h5"
+            with atomic_path(target, suffix=".weights.h5") as tmp:
+                model.save_weights(tmp, overwrite=True)
         results[fold] = {}
         for name in held:
             results[fold][name] = evaluate_scene(model, scenes[name], name)
