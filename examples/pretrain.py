@@ -124,10 +124,9 @@ def train(scenes: dict, verbose: int = 1) -> keras.Model:
 
 def main(argv):
     del argv
-    if keras.backend.backend() == "jax":  # glibc keeps XLA's buffers: performance.md
-        from keras_pansharp.utils.perf import retain_freed_host_memory
+    from keras_pansharp.utils.perf import retain_freed_host_memory
 
-        retain_freed_host_memory()
+    retain_freed_host_memory(jax_only=True)  # glibc keeps XLA's buffers (JAX)
     out = Path(FLAGS.output)
     if out.exists() and not FLAGS.overwrite:
         raise app.UsageError(f"{out} exists; pass --overwrite to replace it.")

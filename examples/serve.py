@@ -202,12 +202,9 @@ def _score_tests(model, stem: Path) -> None:
 
 def main(argv):
     del argv
-    import keras
+    from keras_pansharp.utils.perf import retain_freed_host_memory
 
-    if keras.backend.backend() == "jax":  # glibc keeps XLA's buffers: performance.md
-        from keras_pansharp.utils.perf import retain_freed_host_memory
-
-        retain_freed_host_memory()
+    retain_freed_host_memory(jax_only=True)  # glibc keeps XLA's buffers (JAX)
     import imageio.v3 as iio
 
     from keras_pansharp.data import read_scene

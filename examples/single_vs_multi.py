@@ -164,10 +164,9 @@ def _score(predictor, evals, sensor_names):
 
 def main(argv):
     del argv
-    if keras.backend.backend() == "jax":  # glibc keeps XLA's buffers: performance.md
-        from keras_pansharp.utils.perf import retain_freed_host_memory
+    from keras_pansharp.utils.perf import retain_freed_host_memory
 
-        retain_freed_host_memory()
+    retain_freed_host_memory(jax_only=True)  # glibc keeps XLA's buffers (JAX)
     logging.set_verbosity(logging.WARNING)
     t0 = time.time()
     out = Path(FLAGS.output_dir)

@@ -112,10 +112,9 @@ def _eval_data(sources, max_samples):
 
 def main(argv):
     del argv
-    if keras.backend.backend() == "jax":  # glibc keeps XLA's buffers: performance.md
-        from keras_pansharp.utils.perf import retain_freed_host_memory
+    from keras_pansharp.utils.perf import retain_freed_host_memory
 
-        retain_freed_host_memory()
+    retain_freed_host_memory(jax_only=True)  # glibc keeps XLA's buffers (JAX)
     logging.set_verbosity(logging.WARNING)  # keep TF's INFO logs off the console
     t_start = time.time()
     keras.utils.set_random_seed(FLAGS.seed)

@@ -254,6 +254,26 @@ def test_retain_freed_host_memory_applies_on_linux():
     assert out[-1] == expected
 
 
+def test_retain_freed_host_memory_jax_only_skips_other_backends():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from keras_pansharp.utils import perf; "
+        "print(perf.retain_freed_host_memory(jax_only=True))"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.split()
+    assert out[-1] == "False"
+
+
 @pytest.mark.parametrize("heads", [1, 4])
 def test_channel_attention_values_and_gradients(heads):
     c = 8 * heads if heads > 1 else 12

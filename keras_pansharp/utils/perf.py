@@ -146,7 +146,7 @@ def default_jit_compile(
 
 
 # ------------------------------------------------------------- host memory
-def retain_freed_host_memory() -> bool:
+def retain_freed_host_memory(jax_only: bool = False) -> bool:
     """Let glibc keep freed memory for reuse instead of returning it (opt-in).
 
     XLA on CPU (JAX) allocates the temporary buffers of a compiled step anew
@@ -166,9 +166,15 @@ def retain_freed_host_memory() -> bool:
 
         MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000
 
+    Args:
+        jax_only: apply the settings only when the Keras backend is JAX (what
+            the examples use; TensorFlow's allocator does not need them).
+
     Returns:
         `True` if the settings were applied (Linux with glibc), else `False`.
     """
+    if jax_only and keras.backend.backend() != "jax":
+        return False
     import ctypes
     import ctypes.util
     import sys
