@@ -55,7 +55,12 @@ flags.DEFINE_integer("pnn_size", 16384, "PAN side of the PNN scene.")
 flags.DEFINE_integer("pantiny_size", 8192, "PAN side of the exact PanTiny scene.")
 flags.DEFINE_string("sensor", "qb", "4-band sensor of the scene (max DN).")
 flags.DEFINE_integer("tile", 512, "Model tile side (fuse --tile).")
-flags.DEFINE_integer("batch_size", 4, "Tiles per model call (fuse --batch-size).")
+flags.DEFINE_integer(
+    "batch_size", None, "Tiles per model call (fuse --batch-size; default: fuse's)."
+)
+flags.DEFINE_float(
+    "cache_mb", None, "Exact tiling's activation cache (fuse --cache-mb; default 256)."
+)
 flags.DEFINE_integer("window", 1024, "Evaluation window side (evaluate --window).")
 flags.DEFINE_boolean("evaluate", True, "Score the result (FR, windowed).")
 flags.DEFINE_boolean("baseline", True, "Measure imports + model load alone.")
@@ -310,8 +315,9 @@ def bench_model(name: str, size: int, work: Path) -> dict:
     fuse = run_stage(
         _cli(
             "fuse", spec, "--ms", ms_path, "--pan", pan_path, "--sensor",
-            FLAGS.sensor, "--output", out, "--tile", FLAGS.tile, "--batch-size",
-            FLAGS.batch_size, "--overwrite",
+            FLAGS.sensor, "--output", out, "--tile", FLAGS.tile, "--overwrite",
+            *(() if FLAGS.batch_size is None else ("--batch-size", FLAGS.batch_size)),
+            *(() if FLAGS.cache_mb is None else ("--cache-mb", FLAGS.cache_mb)),
         ),
         folder / "fuse.log",
         FLAGS.timeout,
@@ -426,6 +432,7 @@ def main(argv):
                 "sensor",
                 "tile",
                 "batch_size",
+                "cache_mb",
                 "window",
                 "seed",
             )

@@ -180,6 +180,7 @@ def cmd_fuse(args) -> int:
         bands=idx,
         tile=args.tile,
         batch_size=args.batch_size,
+        activation_cache_mb=args.cache_mb,
         exact=_exact_arg(args),
         overlap=args.overlap,
         overwrite=args.overwrite,
@@ -439,6 +440,16 @@ def _positive(value: str) -> int:
     return n
 
 
+def _nonnegative_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not x >= 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {x}")
+    return x
+
+
 def _overviews(value: str) -> str:
     if value != "auto":
         try:
@@ -494,7 +505,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--tile", type=_positive, default=512, help="model tile side (512).")
     f.add_argument(
-        "--batch-size", type=_positive, default=4, help="tiles per model call (4)."
+        "--batch-size",
+        type=_positive,
+        default=None,
+        help="tiles per model call (1 with exact tiling, 4 when blending)",
+    )
+    f.add_argument(
+        "--cache-mb",
+        type=_nonnegative_float,
+        default=256,
+        help="exact tiling: MB of activations kept in memory between passes; "
+        "the rest goes to a temporary file (256)",
     )
     f.add_argument(
         "--overlap",

@@ -239,7 +239,7 @@ def fuse_geotiff(
     sensor: str | Sensor,
     bands: str | Sequence[int] | None = None,
     tile: int = 512,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     exact: bool | str = "auto",
     overlap: int | None = None,
     overwrite: bool = False,
@@ -247,6 +247,7 @@ def fuse_geotiff(
     overviews: int | str = "auto",
     out_tile: int = 256,
     cache_mb: float = 64,
+    activation_cache_mb: float = 256,
 ) -> FuseResult:
     """Pan-sharpen a GeoTIFF scene disk to disk in bounded memory.
 
@@ -270,7 +271,9 @@ def fuse_geotiff(
         bands: None (all), `"rgbn"` (blue, green, red, NIR; e.g. for a
             4-band model on 8-band data) or 0-based band indices.
         tile: model tile side at PAN scale (`predict_scene`).
-        batch_size: tiles per model call.
+        batch_size: tiles per model call; default 1 for exact tiling (its
+            working set then stays small: about 0.3 GB for PanTiny at
+            `tile=512`) and 4 for blending.
         exact: `"auto"`, True or False (`predict_scene`).
         overlap: blending overlap in PAN pixels (`predict_scene`); default
             64, or `tile / 2` (rounded down to a multiple of 4) if smaller.
@@ -278,7 +281,11 @@ def fuse_geotiff(
         progress: show a progress bar with ETA (`keras.utils.Progbar`).
         overviews: overview levels of the output (`"auto"`, a count, or 0).
         out_tile: tile side of the output GeoTIFF.
-        cache_mb: decoded-segment cache of each input reader.
+        cache_mb: decoded-segment cache of each input reader (MB).
+        activation_cache_mb: exact tiling: megabytes of the activations kept
+            in memory between passes (`predict_scene(cache_mb=...)`); the rest
+            goes to an anonymous temporary file (about `112 * H * W` bytes for
+            PanTiny on an `H x W` PAN scene).
 
     Returns:
         A `FuseResult` (path, shape, bands, timing).
@@ -355,6 +362,8 @@ def fuse_geotiff(
                 is_exact = exact is True or (
                     exact == "auto" and bool(global_statistics_layers(model))
                 )
+                if batch_size is None:
+                    batch_size = 1 if is_exact else 4
                 predict_scene(
                     model,
                     ms,
@@ -366,6 +375,7 @@ def fuse_geotiff(
                     out=out,
                     verbose=1 if progress else 0,
                     exact=exact,
+                    cache_mb=activation_cache_mb,
                 )
                 out.close()
         finally:

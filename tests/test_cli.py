@@ -134,9 +134,12 @@ def test_fuse_preset_rgbn_of_8_bands(capsys, tmp_path, rng):
     ms_path = write_geotiff(tmp_path / "ms.tif", ms, tags=geo_tags(2.0))
     pan_path = write_geotiff(tmp_path / "pan.tif", pan, tags=geo_tags(0.5))
     out = tmp_path / "fused.tif"
+    # --cache-mb 0: every activation kept between the exact passes goes to
+    # the temporary file; the output is the same.
     code, _, err = run_cli(
         capsys, "fuse", "pantiny_multisensor", "--ms", ms_path, "--pan", pan_path,
-        "--sensor", "wv3", "--bands", "rgbn", "-o", out, "--quiet",
+        "--sensor", "wv3", "--bands", "rgbn", "-o", out, "--quiet", "--cache-mb",
+        "0",
     )  # fmt: skip
     assert code == 0, err
     assert err == ""  # --quiet
@@ -234,6 +237,10 @@ def test_usage_error_exit_code(capsys):
                          "qb", "-o", "x", "--exact", "--blend")  # fmt: skip
     assert code == 2
     assert run_cli(capsys)[0] == 2  # no command
+    for bad in ("-1", "inf", "lots"):
+        code, _, err = run_cli(capsys, "fuse", "m", "--ms", "a", "--pan", "b",
+                               "--sensor", "qb", "-o", "x", "--cache-mb", bad)  # fmt: skip
+        assert code == 2 and "--cache-mb" in err
 
 
 # --------------------------------------------------------------------------

@@ -446,6 +446,36 @@ def test_fuse_geotiff_exact_pantiny_and_bounded_reads(tmp_path, rng, monkeypatch
     assert max(windows) <= 48 * 80 < 96 * 80
 
 
+@pytest.mark.parametrize("activation_cache_mb", [256, 0])
+def test_fuse_geotiff_exact_defaults_batch_1_and_activation_cache(
+    tmp_path, rng, monkeypatch, activation_cache_mb
+):
+    import keras_pansharp.inference as inference
+
+    ms, pan = dn_scene(rng, 24, 20)
+    ms_path, pan_path = write_pair(tmp_path, ms, pan)
+    model = PanTiny(bands=4, dim=8, num_heads=1, encoder_depth=1, body_depth=1)
+    calls = []
+    orig = inference.predict_scene
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return orig(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "predict_scene", spy)
+    res = fuse_geotiff(
+        model, ms_path, pan_path, tmp_path / "out.tif", sensor="qb", tile=48,
+        progress=False, out_tile=16, activation_cache_mb=activation_cache_mb,
+    )  # fmt: skip
+    monkeypatch.undo()
+    # Exact tiling defaults to one tile per call (a small working set) and
+    # passes the activation cache on; the output does not depend on either.
+    assert res.exact and calls[0]["batch_size"] == 1
+    assert calls[0]["cache_mb"] == activation_cache_mb
+    ref = _in_memory(model, ms, pan, 2047.0, tile=48, batch_size=3)
+    np.testing.assert_array_equal(tifffile.imread(res.path), ref)
+
+
 def test_fuse_geotiff_nodata_and_georef_from_ms(tmp_path, rng):
     ms, pan = dn_scene(rng, 16, 16)
     pan = np.maximum(pan, 1)
