@@ -94,6 +94,15 @@ from keras_pansharp.streaming import FuseResult, fuse_geotiff
 from keras_pansharp import adaptation
 from keras_pansharp.adaptation import AdaptResult, adapt
 
+# --- detail-gain calibration (keras_pansharp.calibration) ---
+# isort: split
+from keras_pansharp import calibration
+from keras_pansharp.calibration import (
+    DetailGainResult,
+    apply_detail_gain,
+    calibrate_detail_gain,
+)
+
 # --- evaluation tables (keras_pansharp.evaluation) ---
 # isort: split
 from keras_pansharp import evaluation
