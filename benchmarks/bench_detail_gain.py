@@ -46,7 +46,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _common  # noqa: E402
 import numpy as np  # noqa: E402
-import pretrain  # noqa: E402
 import real_scenes  # noqa: E402
 from absl import app, flags  # noqa: E402
 from bench_generalization import (  # noqa: E402
@@ -198,7 +197,7 @@ def main(argv):
         scaled = kp.PanTiny.from_preset("pantiny_multisensor")
         if FLAGS.weights:
             scaled.load_weights(FLAGS.weights)
-        pretrain.apply_detail_gain(scaled, chosen)
+        kp.apply_detail_gain(scaled, chosen)
         with atomic_path(FLAGS.write_weights, suffix=".weights.h5") as tmp:
             scaled.save_weights(tmp, overwrite=True)
         print(f"wrote {FLAGS.write_weights} (last convolution x {chosen:g})")

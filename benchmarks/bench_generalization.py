@@ -68,6 +68,19 @@ flags.DEFINE_bool(
     "(for analyses of the fold models, e.g. bench_detail_gain.py).",
 )
 flags.DEFINE_bool(
+    "calibrate",
+    True,
+    "Also score the model with its detail gains calibrated on the scored "
+    "input (kp.calibrate_detail_gain; no reference), and after kp.adapt.",
+)
+flags.DEFINE_string(
+    "weights_dir",
+    "",
+    "Load each fold's weights from <weights_dir>/<fold>.weights.h5 (written by "
+    "--save_weights with --detail_gain=1) instead of training; --detail_gain is "
+    "applied after loading. Folds without a file are trained.",
+)
+flags.DEFINE_bool(
     "shipped_for_test_only",
     True,
     "Score the test-only scenes with the shipped pantiny_multisensor weights "
@@ -125,6 +138,8 @@ def evaluate_scene(model, scene, name: str) -> dict:
         for m in CLASSICAL
     }
     rows["model"] = score(lambda a, b: model_fuse(model, a, b, sensor), ms, pan, sensor)
+    if FLAGS.calibrate:
+        rows["calibrated"] = calibrated_score(model, ms, pan, sensor)
     if FLAGS.adapt:
         res = kp.adapt(model, ms, pan, sensor=sensor, seed=FLAGS.seed, verbose=0)
         rows["adapted"] = score(
@@ -132,57 +147,88 @@ def evaluate_scene(model, scene, name: str) -> dict:
         )
         rows["adapted"]["adapt_seconds"] = res.seconds
         rows["adapted"]["adapt_improved"] = res.improved
+        if FLAGS.calibrate:
+            rows["adapted+cal"] = calibrated_score(res.model, ms, pan, sensor)
     best = max(CLASSICAL, key=lambda m: rows[m]["fr_hqnr"])
     summary = {"best_classical": best, "best_classical_hqnr": rows[best]["fr_hqnr"]}
-    print(f"  {name}: model HQNR {rows['model']['fr_hqnr']:.4f}", end="")
-    if FLAGS.adapt:
-        print(f", adapted {rows['adapted']['fr_hqnr']:.4f}", end="")
-    print(f", best classical {best} {rows[best]['fr_hqnr']:.4f}", flush=True)
+    learned = ", ".join(f"{m} {rows[m]['fr_hqnr']:.4f}" for m in learned_methods())
+    print(
+        f"  {name}: HQNR {learned}, best classical {best} {rows[best]['fr_hqnr']:.4f}",
+        flush=True,
+    )
     return {"rows": rows, **summary}
 
 
-def table(results: dict) -> str:
-    """Markdown table: one row per left-out scene."""
-    methods = ["model"] + (["adapted"] if FLAGS.adapt else []) + list(CLASSICAL)
-    head = (
-        ["left out", "scored scene"]
-        + [f"HQNR {m}" for m in methods]
-        + ["model vs best", "Q2n model", "Q2n best classical"]
-    )
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    wins = {m: 0 for m in ("model", "adapted")}
-    for fold, scenes in results.items():
-        for name, res in scenes.items():
-            rows = res["rows"]
-            cells = [fold, name] + [f"{rows[m]['fr_hqnr']:.4f}" for m in methods]
-            won = rows["model"]["fr_hqnr"] > res["best_classical_hqnr"]
-            wins["model"] += won
-            if FLAGS.adapt:
-                wins["adapted"] += (
-                    rows["adapted"]["fr_hqnr"] > res["best_classical_hqnr"]
-                )
-            best_q2n = max(rows[m]["rr_q2n"] for m in CLASSICAL)
-            cells += [
-                "win" if won else "loss",
-                f"{rows['model']['rr_q2n']:.4f}",
-                f"{best_q2n:.4f}",
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-    n = sum(len(s) for s in results.values())
-    means = [
-        np.mean([r["rows"][m]["fr_hqnr"] for s in results.values() for r in s.values()])
-        for m in methods
-    ]
-    lines.append(
-        "| mean | | "
-        + " | ".join(f"{v:.4f}" for v in means)
-        + f" | {wins['model']}/{n} wins | | |"
-    )
+def learned_methods() -> list[str]:
+    """The model's rows, in table order."""
+    methods = ["model"] + (["calibrated"] if FLAGS.calibrate else [])
     if FLAGS.adapt:
+        methods += ["adapted"] + (["adapted+cal"] if FLAGS.calibrate else [])
+    return methods
+
+
+def calibrated_score(model, ms, pan, sensor) -> dict:
+    """`score` of the model with detail gains calibrated on each input it
+    fuses (the scene, then its Wald-degraded copy): from that input only."""
+    gains = {}
+
+    def fuse(a, b):
+        cal = kp.calibrate_detail_gain(model, a, b, sensor=sensor)
+        gains["fr" if not gains else "rr"] = cal.gains.tolist()
+        return model_fuse(cal.model, a, b, sensor)
+
+    row = score(fuse, ms, pan, sensor)
+    row["gains_fr"], row["gains_rr"] = gains["fr"], gains["rr"]
+    return row
+
+
+def table(results: dict) -> str:
+    """Markdown tables (HQNR, then RR Q2n): one row per left-out scene, the
+    mean, and each learned row's wins over the best classical method."""
+    learned = learned_methods()
+    methods = learned + list(CLASSICAL)
+    out = []
+    for key, label in (("fr_hqnr", "HQNR"), ("rr_q2n", "RR Q2n")):
+        head = ["left out", "scored scene"] + [f"{label} {m}" for m in methods]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        wins = dict.fromkeys(learned, 0)
+        values = {m: [] for m in methods}
+        for fold, scenes in results.items():
+            for name, res in scenes.items():
+                rows = res["rows"]
+                best = max(rows[m][key] for m in CLASSICAL)
+                cells = [fold, name]
+                for m in methods:
+                    v = rows[m][key]
+                    values[m].append(v)
+                    won = m in wins and v > best
+                    wins[m] = wins.get(m, 0) + won
+                    cells.append(f"**{v:.4f}**" if won else f"{v:.4f}")
+                lines.append("| " + " | ".join(cells) + " |")
+        n = len(values["model"])
         lines.append(
-            f"\nAdapted model beats the best classical on {wins['adapted']}/{n}."
+            "| mean | | "
+            + " | ".join(f"{np.mean(values[m]):.4f}" for m in methods)
+            + " |"
         )
-    return "\n".join(lines)
+        lines.append(
+            "| min | | "
+            + " | ".join(f"{np.min(values[m]):.4f}" for m in methods)
+            + " |"
+        )
+        lines.append(
+            "| wins over the best classical | | "
+            + " | ".join(f"{wins[m]}/{n}" if m in wins else "" for m in methods)
+            + " |"
+        )
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def fold_path(folder, fold: str) -> Path:
+    """`<folder>/<fold name, non-alphanumerics as _>.weights.h5`."""
+    slug = "".join(c if c.isalnum() else "_" for c in fold).strip("_")
+    return Path(folder) / f"{slug}.weights.h5"
 
 
 def main(argv):
@@ -224,13 +270,18 @@ def main(argv):
         ):
             print(f"[{fold}] shipped pantiny_multisensor weights", flush=True)
             model = kp.PanTiny.from_preset("pantiny_multisensor")
+        elif FLAGS.weights_dir and fold_path(FLAGS.weights_dir, fold).exists():
+            path = fold_path(FLAGS.weights_dir, fold)
+            print(f"[{fold}] weights {path} x detail gain {FLAGS.detail_gain:g}")
+            model = kp.PanTiny(bands=4)
+            model.load_weights(path)
+            kp.apply_detail_gain(model, FLAGS.detail_gain)
         else:
             print(f"[{fold}] training on {sorted(train)}", flush=True)
             model = pretrain.train(train, verbose=0)
         train_s = time.perf_counter() - t0
         if FLAGS.save_weights:
-            slug = "".join(c if c.isalnum() else "_" for c in fold).strip("_")
-            target = out_dir / "weights" / f"{slug}.weights.h5"
+            target = fold_path(out_dir / "weights", fold)
             with atomic_path(target, suffix=".weights.h5") as tmp:
                 model.save_weights(tmp, overwrite=True)
         results[fold] = {}

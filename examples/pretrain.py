@@ -75,14 +75,6 @@ flags.DEFINE_string("output", "runs/pretrain/pantiny_multisensor.weights.h5", "O
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
 
 
-def apply_detail_gain(model: keras.Model, gain: float) -> keras.Model:
-    """Scale PanTiny's residual by `gain` (its last convolution has no bias)."""
-    if gain != 1.0:
-        last = model.get_layer("output")
-        last.kernel.assign(last.kernel * gain)
-    return model
-
-
 def train(scenes: dict, verbose: int = 1) -> keras.Model:
     """Train the recipe on `{name: Scene}` with the current flags."""
     keras.utils.set_random_seed(FLAGS.seed)
@@ -119,7 +111,8 @@ def train(scenes: dict, verbose: int = 1) -> keras.Model:
         learning_rate=FLAGS.learning_rate,
     )
     model.fit(ds, epochs=1, verbose=verbose)
-    return apply_detail_gain(model, FLAGS.detail_gain)
+    # The last convolution has no bias: this scales the residual by the gain.
+    return kp.apply_detail_gain(model, FLAGS.detail_gain)
 
 
 def main(argv):

@@ -171,6 +171,25 @@ def cmd_fuse(args) -> int:
             )
         model = res.model
         del ms_c, pan_c
+    if args.calibrate:
+        import keras_pansharp as kp
+
+        ms_c, pan_c = _adapt_crop(args.ms, args.pan, idx, args.adapt_crop)
+        cal = kp.calibrate_detail_gain(model, ms_c, pan_c, sensor=view, crop=None)
+        if cal.model is None:
+            raise ValueError(
+                f"--calibrate: {type(model).__name__} adds no residual convolution "
+                "to the upsampled MS, so a detail gain cannot be folded into it"
+            )
+        gains = ", ".join(f"{g:g}" for g in cal.gains)
+        _log(
+            args,
+            f"Detail gains on a {pan_c.shape[0]} x {pan_c.shape[1]} PAN crop: "
+            f"{gains} (crop D_s {cal.d_s_before:.4f} -> {cal.d_s_after:.4f}, "
+            f"{cal.seconds:.1f} s)",
+        )
+        model = cal.model
+        del ms_c, pan_c
     result = fuse_geotiff(
         model,
         args.ms,
@@ -541,11 +560,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--adapt-steps", type=_positive, default=100, help="(100)")
     f.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="rescale the model's details per band to the scene first "
+        "(keras_pansharp.calibrate_detail_gain; after --adapt)",
+    )
+    f.add_argument(
         "--adapt-crop",
         type=int,
         default=1024,
-        help="PAN side of the centred crop --adapt trains on (1024; 0: the "
-        "whole scene, which must then fit in memory)",
+        help="PAN side of the centred crop --adapt trains on and --calibrate "
+        "measures (1024; 0: the whole scene, which must then fit in memory)",
     )
     f.add_argument(
         "--overviews",

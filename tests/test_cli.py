@@ -161,6 +161,32 @@ def test_fuse_adapt(capsys, scene, pnn_file, tmp_path):
     assert "Adapting on a 64 x 64 PAN crop for 1 steps" in err and out.is_file()
 
 
+def test_fuse_calibrate(capsys, scene, pnn_file, tmp_path):
+    import keras_pansharp as kp
+
+    ms, pan, ms_path, pan_path = scene
+    out = tmp_path / "fused.tif"
+    code, _, err = run_cli(
+        capsys, "fuse", "pantiny_multisensor", "--ms", ms_path, "--pan", pan_path,
+        "--sensor", "qb", "-o", out, "--calibrate", "--adapt-crop", 64,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Detail gains on a 64 x 64 PAN crop: " in err
+    # The gains are chosen on the centred crop and hold for the whole scene.
+    cal = kp.calibrate_detail_gain(
+        PanTiny.from_preset("pantiny_multisensor"),
+        ms[8:24, 8:24], pan[32:96, 32:96], sensor="qb", crop=None,
+    )  # fmt: skip
+    np.testing.assert_array_equal(tifffile.imread(out), _fused_ref(cal.model, ms, pan))
+    # A model without a residual convolution cannot be calibrated.
+    code, _, err = run_cli(
+        capsys, "fuse", pnn_file[1], "--ms", ms_path, "--pan", pan_path,
+        "--sensor", "qb", "-o", tmp_path / "pnn.tif", "--calibrate", "--quiet",
+    )  # fmt: skip
+    assert code == 2 and "adds no residual convolution" in err
+    assert not (tmp_path / "pnn.tif").exists()
+
+
 def _bad_inputs(tmp_path, case):
     """(ms, pan, extra args) for each error case."""
     ms = np.ones((16, 16, 4), np.uint16)
