@@ -67,23 +67,25 @@ class AdaptResult:
     seconds: float
 
 
-def _check_scale(ms: np.ndarray, pan: np.ndarray, max_value: float, name: str):
+def _check_scale(
+    ms: np.ndarray, pan: np.ndarray, max_value: float, name: str, caller="adapt"
+):
     """Refuse data whose range contradicts `max_value` (never rescale)."""
     hi = float(max(ms.max(), pan.max()))
     lo = float(min(ms.min(), pan.min()))
     if lo < 0:
         raise ValueError(
-            f"adapt: ms/pan contain negative values (min {lo}); expected digital "
+            f"{caller}: ms/pan contain negative values (min {lo}); expected digital "
             "numbers (DN) >= 0."
         )
     if hi > max_value * 1.0001:
         raise ValueError(
-            f"adapt: values up to {hi:g} exceed the max DN {max_value:g} of "
+            f"{caller}: values up to {hi:g} exceed the max DN {max_value:g} of "
             f"sensor {name}; wrong sensor, or pass max_value= for this data."
         )
     if max_value > 1.0 and hi <= 1.0:
         raise ValueError(
-            f"adapt: ms/pan look normalised (max {hi:g} <= 1) but sensor {name} "
+            f"{caller}: ms/pan look normalised (max {hi:g} <= 1) but sensor {name} "
             f"has max DN {max_value:g}; pass DN, or max_value=1.0 for data "
             "already in [0, 1]."
         )

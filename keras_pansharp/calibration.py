@@ -161,12 +161,6 @@ def apply_detail_gain(model: keras.Model, gains) -> keras.Model:
     return model
 
 
-def _copy(model: keras.Model) -> keras.Model:
-    clone = model.__class__.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 def _block_moments(x: np.ndarray, s: int):
     """Blocks `(nb, s*s, C)` centred, and their means `(nb, C)`."""
     from keras_pansharp.metrics.q_index import _blocks
@@ -267,7 +261,7 @@ def calibrate_detail_gain(
     >>> cal.gains, cal.d_s_before, cal.d_s_after  # doctest: +SKIP
     >>> fused = keras_pansharp.predict_scene(cal.model, ms, pan, max_value=2047)  # doctest: +SKIP
     """
-    from keras_pansharp.adaptation import _check_scale, _predict
+    from keras_pansharp.adaptation import _check_scale, _copy, _predict
     from keras_pansharp.metrics.full_resolution import _pan_lp
     from keras_pansharp.models.base import UpsampledMS
 
@@ -306,7 +300,7 @@ def calibrate_detail_gain(
         raise ValueError(
             f"calibrate_detail_gain: max_value must be > 0, got {max_value}."
         )
-    _check_scale(ms, pan, scale, sensor.name)
+    _check_scale(ms, pan, scale, sensor.name, caller="calibrate_detail_gain")
     if min(pan.shape) < _BLOCK:
         raise ValueError(
             f"calibrate_detail_gain: the scene (PAN {pan.shape}) is too small; "
