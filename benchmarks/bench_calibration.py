@@ -6,11 +6,15 @@ the criteria one could use for that choice, each computed from the input
 pair only (no reference):
 
 - `none`: the model as shipped (its fixed detail gain 0.5);
-- `ds_band` (the library's default): per band, match the band's block Q with
-  the PAN at full scale to the MS band's with the low-passed PAN (QNR's
-  scale invariance, D_s's per-band term);
-- `ds_scalar`: one gain for all bands minimising D_s
+- `ds_band` (the library's default): per band, the least detail gain that
+  brings the band's block Q with the PAN at full scale to the MS band's with
+  the low-passed PAN (QNR's scale invariance, D_s's per-band term; the first
+  local minimum of the deviation);
+- `ds_scalar`: one gain for all bands, the same rule on D_s itself
   (`calibrate_detail_gain(per_band=False)`);
+- `ds_band_global`, `ds_scalar_global`: the same with `rule="global"`, the
+  gain of smallest deviation anywhere on the grid rather than the first
+  local minimum (the deviation can dip a second time at large gains);
 - `rr_q2n`: one gain maximising Q2n on the input's own Wald-degraded copy,
   its MS as reference (Wald's protocol as a self-check);
 - `rr_ls_band`: per band, the least-squares gain on that degraded copy,
@@ -60,7 +64,15 @@ flags.DEFINE_string(
 flags.DEFINE_float("fold_gain", 0.5, "Detail gain applied to the loaded fold weights.")
 flags.DEFINE_string("calibration_output", "runs/calibration.json", "JSON output.")
 
-CRITERIA = ("none", "ds_band", "ds_scalar", "rr_q2n", "rr_ls_band")
+CRITERIA = (
+    "none",
+    "ds_band",
+    "ds_scalar",
+    "ds_band_global",
+    "ds_scalar_global",
+    "rr_q2n",
+    "rr_ls_band",
+)
 GRID = np.arange(129) / 32  # 0 .. 4
 
 
@@ -76,9 +88,14 @@ def gains_for(criterion, model, ms, pan, sensor) -> np.ndarray:
     c = ms.shape[-1]
     if criterion == "none":
         return np.ones(c)
-    if criterion in ("ds_band", "ds_scalar"):
+    if criterion.startswith("ds_"):
         cal = kp.calibrate_detail_gain(
-            model, ms, pan, sensor=sensor, per_band=criterion == "ds_band"
+            model,
+            ms,
+            pan,
+            sensor=sensor,
+            per_band=criterion.startswith("ds_band"),
+            rule="global" if criterion.endswith("_global") else "first",
         )
         return cal.gains
     ms_lr, pan_lr = kp.wald_degrade(ms, pan, sensor)

@@ -12,8 +12,9 @@ gains chosen on the scene to be fused, from its MS and PAN alone.
 the MS band relates to the low-passed PAN at the MS scale. For each band `b`
 the target is `T_b = Q(LMS_b, PAN_LP)` (the mean 32 x 32 block UIQI, with
 `PAN_LP = interp23tap(imresize(PAN, 1/4))`, as in `metrics.d_s`), and
-`g_b` minimises `|Q(LMS_b + g_b r_b, PAN) - T_b|` over a grid
-`0, step, ..., max_gain` (ties: the gain closest to 1). That is D_s's
+`g_b` is the first local minimum of `|Q(LMS_b + g_b r_b, PAN) - T_b|`
+scanning a grid `0, step, ..., max_gain` up from 0: the least detail that
+brings the band to its target. That is D_s's
 per-band term, so the calibration lowers D_s on the scene by construction:
 read the HQNR of a calibrated model with that in mind; its reduced-resolution
 Q2n on held-out scenes (which the calibration never sees) is the independent
@@ -196,6 +197,21 @@ def _gain_curves(lms, resid, pan, pan_lp, gains, s=_BLOCK):
     return np.abs(q - target[None]), target
 
 
+def _pick(grid: np.ndarray, dev: np.ndarray, rule: str) -> float:
+    """The gain of `grid` chosen from the deviations `dev` (same length).
+
+    `"first"`: the first local minimum scanning up from 0, i.e. the least
+    detail that brings the band to its target (or closest to it before the
+    deviation grows again). `"global"`: the smallest deviation (ties: the
+    gain closest to 1).
+    """
+    d = np.round(dev, 12)  # float noise must not split ties
+    if rule == "global":
+        return float(grid[np.lexsort((np.abs(grid - 1.0), d))[0]])
+    rising = np.nonzero(d[1:] > d[:-1])[0]
+    return float(grid[rising[0]] if rising.size else grid[-1])
+
+
 def _centre_crop(pan_shape, crop: int | None) -> tuple[int, int, int, int]:
     """A centred crop of multiple-of-32 PAN sides (at most `crop`)."""
     h, w = pan_shape
@@ -219,6 +235,7 @@ def calibrate_detail_gain(
     max_gain: float = 4.0,
     step: float = 1.0 / 32,
     per_band: bool = True,
+    rule: str = "first",
     crop: int | None = 1024,
 ) -> DetailGainResult:
     """Choose per-band detail gains for `model` on one scene, from the scene.
@@ -241,6 +258,11 @@ def calibrate_detail_gain(
         step: spacing of the gain grid `0, step, ..., max_gain`.
         per_band: one gain per band (default), or one for all bands
             (minimising D_s itself).
+        rule: `"first"` (default): each gain is the first local minimum of
+            its deviation scanning up from 0, the least detail that reaches
+            the target (the deviation can dip to 0 a second time at a large
+            gain, where the band's variance overshoots: that choice is
+            unstable). `"global"`: the smallest deviation on the grid.
         crop: PAN side of the centred crop used (None: the whole scene,
             trimmed to multiples of 32).
 
@@ -277,6 +299,10 @@ def calibrate_detail_gain(
     if not (np.isfinite(step) and 0 < step <= max_gain):
         raise ValueError(
             f"calibrate_detail_gain: step must be in (0, max_gain], got {step}."
+        )
+    if rule not in ("first", "global"):
+        raise ValueError(
+            f"calibrate_detail_gain: rule must be 'first' or 'global', got {rule!r}."
         )
     sensor = get_sensor(sensor)
     ms = as_float_image(ms, "ms", allow_2d=False)
@@ -320,16 +346,10 @@ def calibrate_detail_gain(
     pan_lp = _pan_lp(pan_n)
     grid = np.arange(int(np.floor(max_gain / step + 1e-9)) + 1) * step
     dev, _ = _gain_curves(lms, resid, pan_n, pan_lp, grid)
-    # Ties (within float noise): the gain closest to 1.
-    closest = np.abs(grid - 1.0)
     if per_band:
-        gains = np.empty(bands)
-        for b in range(bands):
-            d = np.round(dev[:, b], 12)
-            gains[b] = grid[np.lexsort((closest, d))[0]]
+        gains = np.array([_pick(grid, dev[:, b], rule) for b in range(bands)])
     else:
-        d = np.round(dev.mean(axis=1), 12)
-        gains = np.full(bands, grid[np.lexsort((closest, d))[0]])
+        gains = np.full(bands, _pick(grid, dev.mean(axis=1), rule))
     before, _ = _gain_curves(lms, resid, pan_n, pan_lp, np.array([1.0]))
     after = dev[np.searchsorted(grid, gains), np.arange(bands)]
     calibrated = None

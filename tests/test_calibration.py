@@ -64,7 +64,10 @@ def test_calibrate_pantiny_folds_gains_and_lowers_d_s():
     ms, pan = _scene(rng, h=32)  # PAN 128
     model = _tiny_pantiny()
     weights = [w.copy() for w in model.get_weights()]
-    res = kp.calibrate_detail_gain(model, ms, pan, sensor="qb", step=1 / 16)
+    # The global rule (1 is on the grid): D_s can only fall.
+    res = kp.calibrate_detail_gain(
+        model, ms, pan, sensor="qb", step=1 / 16, rule="global"
+    )
     assert res.gains.shape == (4,)
     assert np.all((res.gains >= 0) & (res.gains <= 4.0))
     np.testing.assert_allclose(res.gains * 16, np.round(res.gains * 16))  # grid
@@ -91,18 +94,36 @@ def test_calibrate_pantiny_folds_gains_and_lowers_d_s():
     assert 0.5 < res.fused.mean() / ms.mean() < 1.5
 
 
-def test_calibrate_per_band_false_is_one_gain():
+def test_calibrate_rules():
     rng = np.random.default_rng(2)
     ms, pan = _scene(rng, h=16)
-    res = kp.calibrate_detail_gain(
-        _tiny_pantiny(), ms, pan, sensor="qb", per_band=False, step=0.25
+    model = _tiny_pantiny()
+    kw = {"sensor": "qb", "step": 0.25}
+    shared = kp.calibrate_detail_gain(
+        model, ms, pan, per_band=False, rule="global", **kw
     )
-    assert np.all(res.gains == res.gains[0])
-    per_band = kp.calibrate_detail_gain(
-        _tiny_pantiny(), ms, pan, sensor="qb", step=0.25
-    )
-    # Per band minimises each term, so its D_s is at most the shared gain's.
-    assert per_band.d_s_after <= res.d_s_after + 1e-12
+    assert np.all(shared.gains == shared.gains[0])
+    per_band = kp.calibrate_detail_gain(model, ms, pan, rule="global", **kw)
+    # The global rule minimises each band's term: D_s at most the shared gain's.
+    assert per_band.d_s_after <= shared.d_s_after + 1e-12
+    # The first rule: the deviation falls (or stays) up to the chosen gain and
+    # rises right after it.
+    first = kp.calibrate_detail_gain(model, ms, pan, **kw)
+    lms = _lms(ms / 2047.0)
+    x = {
+        "ms": (ms / 2047.0)[None].astype("float32"),
+        "pan": (pan / 2047.0)[None, ..., None],
+    }
+    resid = np.asarray(model.predict_on_batch(x), np.float64)[0] - lms
+    pan_n = (pan / 2047.0)[..., None]
+    grid = np.arange(17) * 0.25
+    dev, _ = _gain_curves(lms, resid, pan_n, _pan_lp(pan_n), grid)
+    for b, g in enumerate(first.gains):
+        i = int(np.searchsorted(grid, g))
+        assert np.all(np.diff(dev[: i + 1, b]) <= 1e-9)
+        assert i == len(grid) - 1 or dev[i + 1, b] > dev[i, b]
+    with pytest.raises(ValueError, match="rule"):
+        kp.calibrate_detail_gain(model, ms, pan, rule="best", **kw)
 
 
 def test_calibrate_centre_crop_of_a_larger_scene():
