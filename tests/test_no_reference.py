@@ -285,6 +285,32 @@ def test_adapt_lowers_loss_and_keeps_shape_and_scale():
     assert res.model is not model
 
 
+def test_adapt_calibrates_and_keeps_only_a_higher_hqnr(monkeypatch):
+    rng = np.random.default_rng(11)
+    ms, pan = _scene(rng, h=25)
+    keras.utils.set_random_seed(0)
+    model = _tiny_pantiny()
+    kw = {"sensor": "qb", "steps": 4, "batch_size": 4, "patch_size": 32, "verbose": 0}
+    res = kp.adapt(model, ms, pan, learning_rate=2e-3, **kw)
+    if res.improved:
+        assert res.gains.shape == (4,) and res.after["hqnr"] > res.before["hqnr"]
+        # The gains are folded into the returned model.
+        x = {"ms": (ms / 2047.0)[None], "pan": (pan / 2047.0)[None, ..., None]}
+        np.testing.assert_allclose(
+            np.asarray(res.model.predict_on_batch(x))[0] * 2047.0, res.fused, atol=0.05
+        )
+    else:
+        assert res.gains is None and res.after == res.before
+    # Nothing learned (no training step) and nothing calibrated: HQNR cannot
+    # rise, so the input weights come back.
+    monkeypatch.setattr(type(model), "fit", lambda self, *a, **k: None)
+    same = kp.adapt(model, ms, pan, calibrate=False, **kw)
+    assert not same.improved and same.gains is None
+    assert same.after == same.before
+    for a, b in zip(same.model.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_adapt_with_self_supervision_trains_on_the_degraded_copy():
     rng = np.random.default_rng(9)
     ms, pan = _scene(
@@ -339,6 +365,8 @@ def test_adapt_errors():
         kp.adapt(model, bad, pan, sensor="qb")
     with pytest.raises(ValueError, match="pan"):
         kp.adapt(model, ms, pan[:-4], sensor="qb")
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+        kp.adapt(model, ms, pan, sensor="qb", learning_rate=0.0)
 
 
 @pytest.mark.large
