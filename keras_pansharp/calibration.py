@@ -240,9 +240,10 @@ def calibrate_detail_gain(
 ) -> DetailGainResult:
     """Choose per-band detail gains for `model` on one scene, from the scene.
 
-    See the module docstring for the criterion. The model predicts once on a
-    centred crop of the scene (at most `crop` PAN pixels a side, multiples of
-    32); the gains are chosen there and hold for the whole scene.
+    See the module docstring for the criterion. The model predicts once
+    (`predict_scene`, 512 tiles) on a centred crop of the scene (at most
+    `crop` PAN pixels a side, multiples of 32); the gains are chosen there
+    and hold for the whole scene.
 
     Args:
         model: a pan-sharpening model of the package (dict inputs normalised
@@ -283,7 +284,8 @@ def calibrate_detail_gain(
     >>> cal.gains, cal.d_s_before, cal.d_s_after  # doctest: +SKIP
     >>> fused = keras_pansharp.predict_scene(cal.model, ms, pan, max_value=2047)  # doctest: +SKIP
     """
-    from keras_pansharp.adaptation import _check_scale, _copy, _predict
+    from keras_pansharp.adaptation import _check_scale, _copy
+    from keras_pansharp.inference import predict_scene
     from keras_pansharp.metrics.full_resolution import _pan_lp
     from keras_pansharp.models.base import UpsampledMS
 
@@ -336,7 +338,14 @@ def calibrate_detail_gain(
     ms_c = ms[r0 // 4 : (r0 + ch) // 4, c0 // 4 : (c0 + cw) // 4]
     pan_c = pan[r0 : r0 + ch, c0 : c0 + cw]
 
-    fused = np.asarray(_predict(model, ms_c / scale, pan_c / scale), np.float64)
+    # Tiles of 512 (exact for PanTiny, one tile up to 512^2) keep the memory
+    # of the prediction bounded (about 0.8 GB for PanTiny) whatever `crop`.
+    fused = np.asarray(
+        predict_scene(
+            model, ms_c / scale, pan_c / scale, tile=512, batch_size=1, verbose=0
+        ),
+        np.float64,
+    )
     lms = np.asarray(
         UpsampledMS("interp23tap")((ms_c / scale)[None].astype("float32")),
         np.float64,

@@ -166,12 +166,21 @@ def cmd_fuse(args) -> int:
             _log(
                 args,
                 f"Crop HQNR {res.before['hqnr']:.4f} -> {res.after['hqnr']:.4f} "
-                f"({'kept' if res.improved else 'not kept: no lower loss'}, "
+                f"({'kept' if res.improved else 'not kept: no higher HQNR'}, "
                 f"{res.seconds:.1f} s)",
             )
         model = res.model
         del ms_c, pan_c
-    if args.calibrate:
+    calibrate = args.calibrate
+    if calibrate is None:  # auto: where the gains fold into the model
+        from keras_pansharp.calibration import detail_gain_layer
+
+        try:
+            detail_gain_layer(model)
+            calibrate = not args.adapt  # adapt calibrates itself
+        except ValueError:
+            calibrate = False
+    if calibrate:
         import keras_pansharp as kp
 
         ms_c, pan_c = _adapt_crop(args.ms, args.pan, idx, args.adapt_crop)
@@ -561,9 +570,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--adapt-steps", type=_positive, default=100, help="(100)")
     f.add_argument(
         "--calibrate",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="rescale the model's details per band to the scene first "
-        "(keras_pansharp.calibrate_detail_gain; after --adapt)",
+        "(keras_pansharp.calibrate_detail_gain; --adapt includes it). Default: "
+        "on for models whose output adds a convolution to the upsampled MS "
+        "(PanTiny, PanNet, DiCNN, FusionNet, SFDI, PanMamba), off otherwise",
     )
     f.add_argument(
         "--adapt-crop",

@@ -139,7 +139,7 @@ def test_fuse_preset_rgbn_of_8_bands(capsys, tmp_path, rng):
     code, _, err = run_cli(
         capsys, "fuse", "pantiny_multisensor", "--ms", ms_path, "--pan", pan_path,
         "--sensor", "wv3", "--bands", "rgbn", "-o", out, "--quiet", "--cache-mb",
-        "0",
+        "0", "--no-calibrate",
     )  # fmt: skip
     assert code == 0, err
     assert err == ""  # --quiet
@@ -166,9 +166,10 @@ def test_fuse_calibrate(capsys, scene, pnn_file, tmp_path):
 
     ms, pan, ms_path, pan_path = scene
     out = tmp_path / "fused.tif"
+    # On by default for PanTiny.
     code, _, err = run_cli(
         capsys, "fuse", "pantiny_multisensor", "--ms", ms_path, "--pan", pan_path,
-        "--sensor", "qb", "-o", out, "--calibrate", "--adapt-crop", 64,
+        "--sensor", "qb", "-o", out, "--adapt-crop", 64,
     )  # fmt: skip
     assert code == 0, err
     assert "Detail gains on a 64 x 64 PAN crop: " in err
@@ -185,6 +186,12 @@ def test_fuse_calibrate(capsys, scene, pnn_file, tmp_path):
     )  # fmt: skip
     assert code == 2 and "adds no residual convolution" in err
     assert not (tmp_path / "pnn.tif").exists()
+    # Off by default for it.
+    code, _, err = run_cli(
+        capsys, "fuse", pnn_file[1], "--ms", ms_path, "--pan", pan_path,
+        "--sensor", "qb", "-o", tmp_path / "pnn.tif",
+    )  # fmt: skip
+    assert code == 0 and "Detail gains" not in err
 
 
 def _bad_inputs(tmp_path, case):
