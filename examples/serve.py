@@ -10,9 +10,11 @@ With the SavedModel written by `examples/train_multi.py` (or
         --scene scene.mat --sensor wv3 --output fused.tif
 
 With a Keras model (a `.keras` file or a preset name such as the shipped,
-pretrained `pantiny_multisensor`), optionally fine-tuned on the scene itself
-first (`--adapt`: `keras_pansharp.adapt`, no-reference, bounded steps; on a
-centred crop of at most `--adapt_crop` PAN pixels a side):
+pretrained `pantiny_multisensor`), its detail gains calibrated on the scene
+(`--calibrate`, default on: `keras_pansharp.calibrate_detail_gain`), or
+fine-tuned on the scene itself first (`--adapt`: `keras_pansharp.adapt`,
+no-reference, bounded steps, then calibration; on a centred crop of at most
+`--adapt_crop` PAN pixels a side):
 
     python examples/serve.py --model pantiny_multisensor --adapt \
         --ms ms.tif --pan pan.tif --sensor qb --output fused.tif
@@ -59,8 +61,17 @@ flags.DEFINE_string(
     "model", None, "Keras model: a .keras file or a preset (pantiny_multisensor)."
 )
 flags.DEFINE_bool("adapt", False, "Fine-tune --model on the scene first (no GT).")
+flags.DEFINE_bool(
+    "calibrate",
+    True,
+    "Rescale a Keras --model's details per band to the scene first "
+    "(keras_pansharp.calibrate_detail_gain, no GT; --adapt includes it). Skipped "
+    "for models whose output does not add a convolution to the upsampled MS.",
+)
 flags.DEFINE_integer("adapt_steps", 100, "Optimiser steps of --adapt.")
-flags.DEFINE_integer("adapt_crop", 1024, "Max PAN side of the crop --adapt uses.")
+flags.DEFINE_integer(
+    "adapt_crop", 1024, "Max PAN side of the crop --adapt / --calibrate use."
+)
 flags.DEFINE_string("ms", None, "MS image file (GeoTIFF, .mat) or .mat scene.")
 flags.DEFINE_string("pan", None, "PAN image file (GeoTIFF, .mat).")
 flags.DEFINE_string("scene", None, "One .mat file holding both MS and PAN.")
@@ -176,6 +187,26 @@ def _adapt(model, ms, pan, sensor):
     return res.model
 
 
+def _calibrate(model, ms, pan, sensor):
+    """Per-band detail gains from a centred crop of the scene (no GT)."""
+    import keras_pansharp as kp
+    from keras_pansharp.calibration import detail_gain_layer
+
+    try:
+        detail_gain_layer(model)
+    except ValueError as err:
+        print(f"Not calibrated: {err}")
+        return model
+    cal = kp.calibrate_detail_gain(
+        model, np.asarray(ms), np.asarray(pan), sensor=sensor, crop=FLAGS.adapt_crop
+    )
+    print(
+        f"Detail gains {np.round(cal.gains, 3).tolist()} (crop D_s "
+        f"{cal.d_s_before:.4f} -> {cal.d_s_after:.4f}, {cal.seconds:.1f} s)"
+    )
+    return cal.model
+
+
 def _score_tests(model, stem: Path) -> None:
     """Score `model` on --test_rr / --test_fr with the library's table."""
     from keras_pansharp.evaluation import evaluate
@@ -272,6 +303,9 @@ def main(argv):
     )
     if FLAGS.adapt:
         model = _adapt(model, ms, scene.pan, sensor)
+        model.bands = ms.shape[-1]
+    elif FLAGS.calibrate and FLAGS.model:
+        model = _calibrate(model, ms, scene.pan, sensor)
         model.bands = ms.shape[-1]
     if has_tests:
         _score_tests(model, stem)
