@@ -44,6 +44,14 @@ flags.DEFINE_integer("repeats", 2, "Timed inference calls per size.")
 flags.DEFINE_integer("bands", 4, "MS bands.")
 flags.DEFINE_string("jit_compile", "auto", "auto, true or false.")
 flags.DEFINE_bool("isolate", True, "One fresh process per model (clean peak RSS).")
+flags.DEFINE_list(
+    "tiled_models",
+    ["panmamba"],
+    "Models whose inference above --tile PAN pixels runs tile by tile "
+    "(predict_scene, blending, one tile per call): Pan-Mamba's selective scan "
+    "holds (pixels x 2 dim x 16) states per layer, about 17 GB at 2048^2.",
+)
+flags.DEFINE_integer("tile", 512, "Tile side for --tiled_models.")
 flags.DEFINE_bool("json_row", False, "Internal: print one JSON row and exit.")
 
 
@@ -88,11 +96,26 @@ def bench(name, rng):
     rss0 = _rss_mb()
     for size in [int(s) for s in FLAGS.infer_sizes]:
         xi = _inputs(rng, 1, size, FLAGS.bands)
-        model.predict_on_batch(xi)
+        if name in FLAGS.tiled_models and size > FLAGS.tile:
+            from keras_pansharp.inference import predict_scene
+
+            row[f"tiled_{size}"] = FLAGS.tile
+
+            def infer(xi=xi, model=model):
+                return predict_scene(
+                    model, xi["ms"][0], xi["pan"][0], tile=FLAGS.tile,
+                    batch_size=1, verbose=0,
+                )  # fmt: skip
+        else:
+
+            def infer(xi=xi, model=model):
+                return keras.ops.convert_to_numpy(model.predict_on_batch(xi))
+
+        infer()
         times = []
         for _ in range(FLAGS.repeats):
             t = time.perf_counter()
-            keras.ops.convert_to_numpy(model.predict_on_batch(xi))
+            infer()
             times.append(time.perf_counter() - t)
         row[f"latency_{size}_s"] = float(np.median(times))
         row[f"peak_rss_after_{size}_mb"] = _rss_mb()
@@ -128,8 +151,11 @@ def main(argv):
             )
             lines = [x for x in proc.stdout.splitlines() if x.startswith("ROW ")]
             if proc.returncode or not lines:
+                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
                 print(proc.stderr[-2000:])
-                raise RuntimeError(f"benchmark of {name} failed")
+                print(f"  {name} failed (exit {proc.returncode}): {tail}", flush=True)
+                rows.append({"model": name, "error": f"exit {proc.returncode}: {tail}"})
+                continue
             rows.append(json.loads(lines[-1][4:]))
         else:
             rows.append(bench(name, rng))
@@ -144,13 +170,20 @@ def main(argv):
     print("\n| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
+        if "error" in r:
+            print(f"| {r['model']} | failed: {r['error'][:120]} |")
+            continue
         cells = [
             r["model"],
             f"{r['params']:,}",
             str(r["jit_compile"]),
             f"{r['train_samples_per_s']:.2f}",
         ]
-        cells += [f"{r[f'latency_{s}_s']:.3f}" for s in sizes]
+        cells += [
+            f"{r[f'latency_{s}_s']:.3f}"
+            + (f" (tiles {r[f'tiled_{s}']})" if f"tiled_{s}" in r else "")
+            for s in sizes
+        ]
         cells += [f"{r[f'peak_rss_after_{s}_mb']:.0f}" for s in sizes]
         print("| " + " | ".join(cells) + " |")
     load = os.getloadavg()
