@@ -134,6 +134,45 @@ def _scores(fused, ms, pan, sensor) -> dict:
     )
 
 
+def _calibrate(tuned, ms, pan, sensor, scale, fused_n):
+    """Fold `calibrate_detail_gain`'s gains into `tuned` (in place).
+
+    With the whole-scene prediction `fused_n` (normalised) the gains are
+    chosen on its centred crop and the calibrated prediction is returned
+    without predicting again; without it, `calibrate_detail_gain` predicts
+    the crop. Models the gains cannot be folded into are left as they are.
+
+    Returns:
+        `(calibrated fused_n or None, gains or None)`.
+    """
+    from keras_pansharp.calibration import (
+        _centre_crop,
+        apply_detail_gain,
+        calibrate_detail_gain,
+        choose_gains,
+        detail_gain_layer,
+    )
+    from keras_pansharp.models.base import UpsampledMS
+
+    try:
+        detail_gain_layer(tuned)
+    except ValueError:
+        return fused_n, None  # nothing to fold the gains into
+    if fused_n is None:
+        cal = calibrate_detail_gain(tuned, ms, pan, sensor=sensor, max_value=scale)
+        apply_detail_gain(tuned, cal.gains)
+        return None, cal.gains
+    lms = np.asarray(
+        UpsampledMS("interp23tap")((ms / scale)[None].astype("float32")), np.float64
+    )[0]
+    resid = np.asarray(fused_n, np.float64) - lms
+    r0, c0, ch, cw = _centre_crop(pan.shape, 1024)
+    crop = (slice(r0, r0 + ch), slice(c0, c0 + cw))
+    gains, _, _ = choose_gains(lms[crop], resid[crop], (pan[crop] / scale)[..., None])
+    apply_detail_gain(tuned, gains)
+    return lms + gains * resid, gains
+
+
 def adapt(
     model: keras.Model,
     ms,
@@ -298,25 +337,14 @@ def adapt(
     )
     tuned.fit(data, epochs=1, verbose=verbose)
     loss_after = check_loss(tuned)
-    gains = None
+    gains = tuned_fused = None
+    if evaluate:
+        tuned_fused = _predict(tuned, ms / scale, pan / scale)
     if calibrate:
-        from keras_pansharp.calibration import (
-            apply_detail_gain,
-            calibrate_detail_gain,
-            detail_gain_layer,
-        )
-
-        try:
-            detail_gain_layer(tuned)
-        except ValueError:
-            pass  # nothing to fold the gains into: skip
-        else:
-            cal = calibrate_detail_gain(tuned, ms, pan, sensor=sensor, max_value=scale)
-            gains = cal.gains
-            apply_detail_gain(tuned, gains)
+        tuned_fused, gains = _calibrate(tuned, ms, pan, sensor, scale, tuned_fused)
     after = None
     if evaluate:
-        tuned_fused = _predict(tuned, ms / scale, pan / scale) * scale
+        tuned_fused = tuned_fused * scale
         after = _scores(tuned_fused, ms, pan, sensor)
         improved = after["hqnr"] > before["hqnr"]
         if improved:

@@ -40,6 +40,7 @@ import time
 import keras
 import numpy as np
 
+from keras_pansharp.metrics.full_resolution import _pan_lp
 from keras_pansharp.sensors import Sensor, get_sensor
 from keras_pansharp.signal._checks import as_float_image, as_pan, check_pair
 
@@ -212,6 +213,33 @@ def _pick(grid: np.ndarray, dev: np.ndarray, rule: str) -> float:
     return float(grid[rising[0]] if rising.size else grid[-1])
 
 
+def choose_gains(
+    lms, resid, pan, max_gain=4.0, step=1 / 32, per_band=True, rule="first"
+):
+    """The gains of `calibrate_detail_gain` from a prediction already made.
+
+    Args:
+        lms: `(H, W, C)` upsampled MS (the model's `interp23tap` LMS).
+        resid: `(H, W, C)` the model's details, `fused - lms`.
+        pan: `(H, W, 1)` PAN, on the scale of `lms` (H, W multiples of 32).
+        max_gain, step, per_band, rule: as in `calibrate_detail_gain`.
+
+    Returns:
+        `(gains (C,), D_s before (gains 1), D_s after)`.
+    """
+    pan_lp = _pan_lp(pan)
+    grid = np.arange(int(np.floor(max_gain / step + 1e-9)) + 1) * step
+    dev, _ = _gain_curves(lms, resid, pan, pan_lp, grid)
+    bands = lms.shape[-1]
+    if per_band:
+        gains = np.array([_pick(grid, dev[:, b], rule) for b in range(bands)])
+    else:
+        gains = np.full(bands, _pick(grid, dev.mean(axis=1), rule))
+    before, _ = _gain_curves(lms, resid, pan, pan_lp, np.array([1.0]))
+    after = dev[np.searchsorted(grid, gains), np.arange(bands)]
+    return gains, float(before[0].mean()), float(after.mean())
+
+
 def _centre_crop(pan_shape, crop: int | None) -> tuple[int, int, int, int]:
     """A centred crop of multiple-of-32 PAN sides (at most `crop`)."""
     h, w = pan_shape
@@ -286,7 +314,6 @@ def calibrate_detail_gain(
     """
     from keras_pansharp.adaptation import _check_scale, _copy
     from keras_pansharp.inference import predict_scene
-    from keras_pansharp.metrics.full_resolution import _pan_lp
     from keras_pansharp.models.base import UpsampledMS
 
     t0 = time.perf_counter()
@@ -351,16 +378,9 @@ def calibrate_detail_gain(
         np.float64,
     )[0]
     resid = fused - lms
-    pan_n = (pan_c / scale)[..., None]
-    pan_lp = _pan_lp(pan_n)
-    grid = np.arange(int(np.floor(max_gain / step + 1e-9)) + 1) * step
-    dev, _ = _gain_curves(lms, resid, pan_n, pan_lp, grid)
-    if per_band:
-        gains = np.array([_pick(grid, dev[:, b], rule) for b in range(bands)])
-    else:
-        gains = np.full(bands, _pick(grid, dev.mean(axis=1), rule))
-    before, _ = _gain_curves(lms, resid, pan_n, pan_lp, np.array([1.0]))
-    after = dev[np.searchsorted(grid, gains), np.arange(bands)]
+    gains, d_s_before, d_s_after = choose_gains(
+        lms, resid, (pan_c / scale)[..., None], max_gain, step, per_band, rule
+    )
     calibrated = None
     try:
         detail_gain_layer(model)
@@ -373,8 +393,8 @@ def calibrate_detail_gain(
         gains=gains,
         model=calibrated,
         fused=out,
-        d_s_before=float(before[0].mean()),
-        d_s_after=float(after.mean()),
+        d_s_before=d_s_before,
+        d_s_after=d_s_after,
         crop=(r0, c0, ch, cw),
         seconds=time.perf_counter() - t0,
     )
