@@ -48,6 +48,7 @@ __all__ = [
     "DetailGainResult",
     "apply_detail_gain",
     "calibrate_detail_gain",
+    "choose_gains",
     "detail_gain_layer",
 ]
 
@@ -366,7 +367,7 @@ def calibrate_detail_gain(
     pan_c = pan[r0 : r0 + ch, c0 : c0 + cw]
 
     # Tiles of 512 (exact for PanTiny, one tile up to 512^2) keep the memory
-    # of the prediction bounded (about 0.8 GB for PanTiny) whatever `crop`.
+    # of the prediction bounded whatever `crop`.
     fused = np.asarray(
         predict_scene(
             model, ms_c / scale, pan_c / scale, tile=512, batch_size=1, verbose=0
