@@ -105,6 +105,41 @@ def _check_scale(
         )
 
 
+def _scene_inputs(model, ms, pan, sensor, max_value, caller: str):
+    """Checked `(sensor, ms, pan, scale)` of one DN scene for `model`.
+
+    Shared by `adapt` and `calibrate_detail_gain` (`caller` prefixes the
+    errors): a Keras model, finite float64 arrays, PAN 4x the MS, the band
+    count of the model and of the sensor, a positive scale that fits the data.
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"{caller}: expected a keras.Model, got {type(model).__name__}."
+        )
+    sensor = get_sensor(sensor)
+    ms = as_float_image(ms, "ms", allow_2d=False)
+    pan = as_pan(pan)
+    check_pair(ms, pan, 4)
+    bands = ms.shape[2]
+    model_bands = getattr(model, "bands", None)
+    if model_bands is not None and bands != model_bands:
+        raise ValueError(
+            f"{caller}: ms has {bands} bands but the model takes {model_bands}. For "
+            "8-band data and a 4-band model, pass ms[..., sensor.rgbn_indices] "
+            "with the sensor's 4-band view (e.g. sensor='WV3_RGBN')."
+        )
+    if bands != sensor.num_bands:
+        raise ValueError(
+            f"{caller}: ms has {bands} bands but sensor {sensor.name} has "
+            f"{sensor.num_bands} (for the 4-band view use e.g. '{sensor.name}_RGBN')."
+        )
+    scale = float(sensor.max_value if max_value is None else max_value)
+    if not scale > 0:
+        raise ValueError(f"{caller}: max_value must be > 0, got {max_value}.")
+    _check_scale(ms, pan, scale, sensor.name, caller)
+    return sensor, ms, pan, scale
+
+
 def _copy(model: keras.Model) -> keras.Model:
     clone = model.__class__.from_config(model.get_config())
     clone.set_weights(model.get_weights())
@@ -251,29 +286,7 @@ def adapt(
     from keras_pansharp import recipes
 
     t0 = time.perf_counter()
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"adapt: expected a keras.Model, got {type(model).__name__}.")
-    sensor = get_sensor(sensor)
-    ms = as_float_image(ms, "ms", allow_2d=False)
-    pan = as_pan(pan)
-    check_pair(ms, pan, 4)
-    bands = ms.shape[2]
-    model_bands = getattr(model, "bands", None)
-    if model_bands is not None and bands != model_bands:
-        raise ValueError(
-            f"adapt: ms has {bands} bands but the model takes {model_bands}. For "
-            "8-band data and a 4-band model, pass ms[..., sensor.rgbn_indices] "
-            "with the sensor's 4-band view (e.g. sensor='WV3_RGBN')."
-        )
-    if bands != sensor.num_bands:
-        raise ValueError(
-            f"adapt: ms has {bands} bands but sensor {sensor.name} has "
-            f"{sensor.num_bands} (for the 4-band view use e.g. '{sensor.name}_RGBN')."
-        )
-    scale = float(sensor.max_value if max_value is None else max_value)
-    if not scale > 0:
-        raise ValueError(f"adapt: max_value must be > 0, got {max_value}.")
-    _check_scale(ms, pan, scale, sensor.name)
+    sensor, ms, pan, scale = _scene_inputs(model, ms, pan, sensor, max_value, "adapt")
     steps, batch_size = int(steps), int(batch_size)
     if steps < 1 or batch_size < 1:
         raise ValueError("adapt: steps and batch_size must be >= 1.")

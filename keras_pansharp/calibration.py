@@ -41,8 +41,7 @@ import keras
 import numpy as np
 
 from keras_pansharp.metrics.full_resolution import _pan_lp
-from keras_pansharp.sensors import Sensor, get_sensor
-from keras_pansharp.signal._checks import as_float_image, as_pan, check_pair
+from keras_pansharp.sensors import Sensor
 
 __all__ = [
     "DetailGainResult",
@@ -313,15 +312,11 @@ def calibrate_detail_gain(
     >>> cal.gains, cal.d_s_before, cal.d_s_after  # doctest: +SKIP
     >>> fused = keras_pansharp.predict_scene(cal.model, ms, pan, max_value=2047)  # doctest: +SKIP
     """
-    from keras_pansharp.adaptation import _check_scale, _copy
+    from keras_pansharp.adaptation import _copy, _scene_inputs
     from keras_pansharp.inference import predict_scene
     from keras_pansharp.models.base import UpsampledMS
 
     t0 = time.perf_counter()
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"calibrate_detail_gain: expected a keras.Model, got {type(model).__name__}."
-        )
     if not (np.isfinite(max_gain) and max_gain > 0):
         raise ValueError(
             f"calibrate_detail_gain: max_gain must be > 0, got {max_gain}."
@@ -334,29 +329,9 @@ def calibrate_detail_gain(
         raise ValueError(
             f"calibrate_detail_gain: rule must be 'first' or 'global', got {rule!r}."
         )
-    sensor = get_sensor(sensor)
-    ms = as_float_image(ms, "ms", allow_2d=False)
-    pan = as_pan(pan)
-    check_pair(ms, pan, 4)
-    bands = ms.shape[2]
-    model_bands = getattr(model, "bands", None)
-    if model_bands is not None and bands != model_bands:
-        raise ValueError(
-            f"calibrate_detail_gain: ms has {bands} bands but the model takes "
-            f"{model_bands}. For 8-band data and a 4-band model, pass "
-            "ms[..., sensor.rgbn_indices] with the sensor's 4-band view."
-        )
-    if bands != sensor.num_bands:
-        raise ValueError(
-            f"calibrate_detail_gain: ms has {bands} bands but sensor {sensor.name} "
-            f"has {sensor.num_bands}."
-        )
-    scale = float(sensor.max_value if max_value is None else max_value)
-    if not scale > 0:
-        raise ValueError(
-            f"calibrate_detail_gain: max_value must be > 0, got {max_value}."
-        )
-    _check_scale(ms, pan, scale, sensor.name, caller="calibrate_detail_gain")
+    sensor, ms, pan, scale = _scene_inputs(
+        model, ms, pan, sensor, max_value, "calibrate_detail_gain"
+    )
     if min(pan.shape) < _BLOCK:
         raise ValueError(
             f"calibrate_detail_gain: the scene (PAN {pan.shape}) is too small; "
