@@ -190,8 +190,11 @@ def _adapt(model, ms, pan, sensor):
 def _calibrate(model, ms, pan, sensor):
     """Per-band detail gains from a centred crop of the scene (no GT)."""
     import keras_pansharp as kp
-    from keras_pansharp.calibration import detail_gain_layer
+    from keras_pansharp.calibration import detail_gain_layer, has_detail_calibration
 
+    if has_detail_calibration(model):
+        print("The model calibrates its details on the scene itself.")
+        return model
     try:
         detail_gain_layer(model)
     except ValueError as err:

@@ -14,6 +14,7 @@ from keras_pansharp.layers import (
     BicubicUpsample,
     ChannelAttention,
     ChannelLayerNorm,
+    DetailCalibration,
     GatedDepthwiseFFN,
     HighPass,
     Interp23Tap,

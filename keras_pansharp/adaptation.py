@@ -65,8 +65,8 @@ class AdaptResult:
             detail gains).
         improved: whether the fine-tuned weights were kept (see `adapt`).
         gains: `(C,)` detail gains `calibrate_detail_gain` chose for the
-            fine-tuned model (None with `calibrate=False` or a model they
-            cannot be folded into).
+            fine-tuned model (None with `calibrate=False`, a model they
+            cannot be folded into or one that calibrates itself).
         seconds: wall time of the whole call.
     """
 
@@ -256,6 +256,9 @@ def adapt(
         calibrate: after fine-tuning, rescale the model's details per band
             to the scene (`calibrate_detail_gain`, defaults; for models whose
             output adds a convolution to the upsampled MS, else skipped).
+            A model that calibrates itself (`calibrate_details=True`, the
+            `"pantiny_multisensor"` preset) is not calibrated again: its
+            predictions, and the scores, already are.
         evaluate: predict the whole scene and compute FR scores before and
             after (adds two predictions and two `evaluate_fr` calls). The
             scores cover the largest top-left crop whose PAN sides are
@@ -334,12 +337,9 @@ def adapt(
     def check_loss(m) -> float:
         return float(np.mean(np.asarray(loss(check_y, m.predict_on_batch(check_x)))))
 
-    before = fused = None
-    if evaluate:
-        fused = _predict(model, ms / scale, pan / scale) * scale
-        before = _scores(fused, ms, pan, sensor)
-    loss_before = check_loss(model)
-
+    # The copy, compiled first, also makes the "before" predictions: they
+    # equal the input model's, and its traced predict function is reused
+    # after fine-tuning instead of being traced again.
     tuned = _copy(model)
     recipes.no_reference(
         tuned,
@@ -348,6 +348,12 @@ def adapt(
         learning_rate=learning_rate,
         final_learning_rate=0.1 * learning_rate,
     )
+    before = fused = None
+    if evaluate:
+        fused = _predict(tuned, ms / scale, pan / scale) * scale
+        before = _scores(fused, ms, pan, sensor)
+    loss_before = check_loss(tuned)
+
     tuned.fit(data, epochs=1, verbose=verbose)
     loss_after = check_loss(tuned)
     gains = tuned_fused = None

@@ -40,6 +40,7 @@ import time
 import keras
 import numpy as np
 
+from keras_pansharp.layers.detail_calibration import DetailCalibration
 from keras_pansharp.metrics.full_resolution import _pan_lp
 from keras_pansharp.sensors import Sensor
 
@@ -49,6 +50,9 @@ __all__ = [
     "calibrate_detail_gain",
     "choose_gains",
     "detail_gain_layer",
+    "has_detail_calibration",
+    "scene_calibrated_model",
+    "without_detail_calibration",
 ]
 
 #: Block side of the Q index (the toolbox's D_s).
@@ -110,7 +114,12 @@ def detail_gain_layer(model: keras.Model) -> keras.layers.Layer:
         )
         convs = [p for p in parents if isinstance(p, keras.layers.Conv2D)]
         ups = [p for p in parents if isinstance(p, UpsampledMS)]
-        if not isinstance(op, keras.layers.Add) or len(parents) != 2:
+        if isinstance(op, DetailCalibration):
+            reason = (
+                "it calibrates its own details on each image (DetailCalibration); "
+                "build it with calibrate_details=False to fold fixed gains"
+            )
+        elif not isinstance(op, keras.layers.Add) or len(parents) != 2:
             reason = f"its output comes from {type(op).__name__} {op.name!r}, not Add"
         elif len(convs) != 1 or len(ups) != 1:
             reason = (
@@ -253,6 +262,110 @@ def _centre_crop(pan_shape, crop: int | None) -> tuple[int, int, int, int]:
     return r0, c0, ch, cw
 
 
+def has_detail_calibration(model) -> bool:
+    """Whether `model` contains a `DetailCalibration` layer (it then chooses
+    gains on each image it fuses, e.g. `PanTiny.from_preset("pantiny_multisensor")`)."""
+    if not isinstance(model, keras.layers.Layer):
+        return False
+    return any(
+        isinstance(layer, DetailCalibration)
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+    )
+
+
+def without_detail_calibration(model: keras.Model) -> keras.Model:
+    """A copy of `model` without its `DetailCalibration` (the raw network).
+
+    Args:
+        model: a model built with `calibrate_details=True` (PanTiny).
+
+    Returns:
+        A new model of the same class and weights, `calibrate_details=False`.
+
+    Raises:
+        ValueError: the model's config has no `calibrate_details` argument.
+    """
+    config = model.get_config()
+    if "calibrate_details" not in config:
+        raise ValueError(
+            f"{type(model).__name__} {model.name!r} contains a DetailCalibration "
+            "layer but no `calibrate_details` constructor argument, so its raw "
+            "network cannot be rebuilt to choose one set of gains per scene."
+        )
+    config["calibrate_details"] = False
+    raw = model.__class__.from_config(config)
+    raw.set_weights(model.get_weights())
+    return raw
+
+
+def _crop_gains(model, ms_c, pan_c, max_gain, step, per_band, rule):
+    """Predict a normalised crop, choose its gains (`choose_gains`).
+
+    Returns:
+        `(gains, d_s_before, d_s_after, lms, resid)` (float64 arrays).
+    """
+    from keras_pansharp.inference import predict_scene
+    from keras_pansharp.models.base import UpsampledMS
+
+    # Tiles of 512 (exact for PanTiny, one tile up to 512^2) keep the memory
+    # of the prediction bounded whatever the crop.
+    fused = np.asarray(
+        predict_scene(model, ms_c, pan_c, tile=512, batch_size=1, verbose=0),
+        np.float64,
+    )
+    lms = np.asarray(
+        UpsampledMS("interp23tap")(ms_c[None].astype("float32")), np.float64
+    )[0]
+    resid = fused - lms
+    gains, before, after = choose_gains(
+        lms, resid, pan_c[..., None], max_gain, step, per_band, rule
+    )
+    return gains, before, after, lms, resid
+
+
+def scene_calibrated_model(model, ms, pan, max_value=None, crop: int = 1024):
+    """The raw network of `model` with the gains of one scene folded in.
+
+    What `predict_scene` fuses when `model` calibrates itself
+    (`has_detail_calibration`): a whole scene must use one set of gains, so
+    they are chosen once, as `calibrate_detail_gain` does, on the scene's
+    centred crop of at most `crop` PAN pixels a side (multiples of 32).
+
+    Args:
+        model: a model with `calibrate_details=True`.
+        ms: `(h, w, C)` MS scene (array-like read by slices).
+        pan: `(4h, 4w)` or `(4h, 4w, 1)` PAN scene, same units.
+        max_value: divisor of DN inputs (None: already normalised).
+        crop: largest side of the crop.
+
+    Returns:
+        A new model without `DetailCalibration`, the gains folded into its
+        output convolution.
+
+    Raises:
+        ValueError: a scene below 32 x 32 PAN pixels, or a model whose raw
+            network cannot be rebuilt (`without_detail_calibration`).
+    """
+    raw = without_detail_calibration(model)
+    shape = tuple(pan.shape[:2])
+    if min(shape) < _BLOCK:
+        raise ValueError(
+            f"The scene (PAN {shape}) is too small to choose detail gains: "
+            f"{type(model).__name__} calibrates its details and needs at least "
+            f"{_BLOCK} x {_BLOCK} PAN pixels."
+        )
+    r0, c0, ch, cw = _centre_crop(shape, crop)
+    scale = 1.0 if max_value is None else float(max_value)
+    ms_c = np.asarray(ms[r0 // 4 : (r0 + ch) // 4, c0 // 4 : (c0 + cw) // 4])
+    pan_c = np.asarray(pan[r0 : r0 + ch, c0 : c0 + cw])
+    if pan_c.ndim == 3:
+        pan_c = pan_c[..., 0]
+    ms_c = np.asarray(ms_c, np.float64) / scale
+    pan_c = np.asarray(pan_c, np.float64) / scale
+    gains = _crop_gains(raw, ms_c, pan_c, 4.0, 1.0 / 32, True, "first")[0]
+    return apply_detail_gain(raw, gains)
+
+
 def calibrate_detail_gain(
     model: keras.Model,
     ms,
@@ -313,8 +426,6 @@ def calibrate_detail_gain(
     >>> fused = keras_pansharp.predict_scene(cal.model, ms, pan, max_value=2047)  # doctest: +SKIP
     """
     from keras_pansharp.adaptation import _copy, _scene_inputs
-    from keras_pansharp.inference import predict_scene
-    from keras_pansharp.models.base import UpsampledMS
 
     t0 = time.perf_counter()
     if not (np.isfinite(max_gain) and max_gain > 0):
@@ -340,30 +451,18 @@ def calibrate_detail_gain(
     r0, c0, ch, cw = _centre_crop(pan.shape, crop)
     ms_c = ms[r0 // 4 : (r0 + ch) // 4, c0 // 4 : (c0 + cw) // 4]
     pan_c = pan[r0 : r0 + ch, c0 : c0 + cw]
-
-    # Tiles of 512 (exact for PanTiny, one tile up to 512^2) keep the memory
-    # of the prediction bounded whatever `crop`.
-    fused = np.asarray(
-        predict_scene(
-            model, ms_c / scale, pan_c / scale, tile=512, batch_size=1, verbose=0
-        ),
-        np.float64,
-    )
-    lms = np.asarray(
-        UpsampledMS("interp23tap")((ms_c / scale)[None].astype("float32")),
-        np.float64,
-    )[0]
-    resid = fused - lms
-    gains, d_s_before, d_s_after = choose_gains(
-        lms, resid, (pan_c / scale)[..., None], max_gain, step, per_band, rule
+    # A model that calibrates itself is calibrated from its raw network.
+    raw = without_detail_calibration(model) if has_detail_calibration(model) else model
+    gains, d_s_before, d_s_after, lms, resid = _crop_gains(
+        raw, ms_c / scale, pan_c / scale, max_gain, step, per_band, rule
     )
     calibrated = None
     try:
-        detail_gain_layer(model)
+        detail_gain_layer(raw)
     except ValueError:
         pass
     else:
-        calibrated = apply_detail_gain(_copy(model), gains)
+        calibrated = apply_detail_gain(raw if raw is not model else _copy(model), gains)
     out = ((lms + gains * resid) * scale).astype("float32")
     return DetailGainResult(
         gains=gains,

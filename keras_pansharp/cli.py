@@ -172,9 +172,12 @@ def cmd_fuse(args) -> int:
         model = res.model
         del ms_c, pan_c
     calibrate = args.calibrate
-    if calibrate is None:  # auto: where the gains fold into the model
-        from keras_pansharp.calibration import detail_gain_layer
+    from keras_pansharp.calibration import detail_gain_layer, has_detail_calibration
 
+    if calibrate is None and has_detail_calibration(model):
+        _log(args, "The model calibrates its details on the scene itself")
+        calibrate = False
+    if calibrate is None:  # auto: where the gains fold into the model
         try:
             detail_gain_layer(model)
             calibrate = not args.adapt  # adapt calibrates itself
@@ -575,7 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="rescale the model's details per band to the scene first "
         "(keras_pansharp.calibrate_detail_gain; --adapt includes it). Default: "
         "on for models whose output adds a convolution to the upsampled MS "
-        "(PanTiny, PanNet, DiCNN, FusionNet, SFDI, PanMamba), off otherwise",
+        "(PanTiny, PanNet, DiCNN, FusionNet, SFDI, PanMamba), off otherwise and "
+        "for models that calibrate themselves (pantiny_multisensor: "
+        "calibrate_details=True)",
     )
     f.add_argument(
         "--adapt-crop",

@@ -364,6 +364,12 @@ def predict_scene(
     prediction up to float rounding) and blending (one pass, overlapping
     tiles blended).
 
+    A model that calibrates its details on each image (a `DetailCalibration`
+    layer, e.g. `PanTiny.from_preset("pantiny_multisensor")`) gets one set of
+    gains for the whole scene, chosen on its centred crop of at most 1024
+    PAN pixels (`keras_pansharp.calibration.scene_calibrated_model`); for a
+    scene of at most 1024^2 that is the whole scene, as `model.predict`.
+
     Args:
         model: pan-sharpening model (dict inputs `ms`, `pan`, optional `lms`),
             or, for blending, any object with `predict_on_batch(dict) ->
@@ -436,6 +442,15 @@ def predict_scene(
     _check_inputs(ms, pan, lms, tile, 0 if exact else overlap, batch_size, max_value)
     if not cache_mb >= 0:
         raise ValueError(f"predict_scene: cache_mb must be >= 0, got {cache_mb}")
+    from keras_pansharp.calibration import (
+        has_detail_calibration,
+        scene_calibrated_model,
+    )
+
+    if has_detail_calibration(model):
+        # It chooses detail gains per image; a scene gets one set, chosen on
+        # its centred crop, folded into the raw network that is then tiled.
+        model = scene_calibrated_model(model, ms, pan, max_value)
     if exact:
         if halo is None:
             radius = receptive_radius(model)

@@ -92,6 +92,17 @@ class AdamL2(keras.optimizers.Adam):
         return config
 
 
+def _build_optimizer(model: keras.Model) -> None:
+    """Create the optimizer's slot variables of a built model now.
+
+    Keras otherwise creates them inside the first training step, and
+    TensorFlow traces a function that created variables a second time: a
+    few seconds per `fit` on CPU (measured for `keras_pansharp.adapt`).
+    """
+    if model.built and model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+
+
 def paper_optimizer(
     total_steps: int,
     learning_rate: float = PAPER_LEARNING_RATE,
@@ -190,6 +201,7 @@ def paper(
         jit_compile=jit_compile,
         **compile_kwargs,
     )
+    _build_optimizer(model)
     return model
 
 
@@ -261,4 +273,5 @@ def no_reference(
         jit_compile=jit_compile,
         **compile_kwargs,
     )
+    _build_optimizer(model)
     return model

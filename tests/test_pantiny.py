@@ -116,6 +116,7 @@ class TestPanTiny(TestCase):
             "ffn_expansion_factor": 2.0,
             "fusion": "conv_skip",
             "upsampler": "bicubic",
+            "calibrate_details": False,
             "name": "pt",
             "trainable": True,
         }

@@ -1,6 +1,7 @@
 """keras_pansharp.layers: building blocks of the pan-sharpening models."""
 
 from keras_pansharp.layers.bicubic_downsample import BicubicDownsample
+from keras_pansharp.layers.detail_calibration import DetailCalibration
 from keras_pansharp.layers.frequency import (
     FourierAmplitudePhase,
     InverseFourierAmplitudePhase,

@@ -511,6 +511,11 @@ class PansharpModel(keras.Model):
                 )
         return super().compute_output_spec(inputs, *args, **kwargs)
 
-    def call(self, inputs, *args, **kwargs):
+    def call(self, inputs, training=None, mask=None, **kwargs):
         # `stateless_call` (JAX training/prediction) calls `call` directly.
-        return super().call(self._prepare_inputs(inputs), *args, **kwargs)
+        # `training` is named so that Keras passes it (its trainers call the
+        # model with `training=True` only when `call` declares it): layers
+        # such as `DetailCalibration` behave differently in training.
+        return super().call(
+            self._prepare_inputs(inputs), training=training, mask=mask, **kwargs
+        )

@@ -6,6 +6,7 @@ import copy
 
 import keras
 
+from keras_pansharp.layers.detail_calibration import DetailCalibration
 from keras_pansharp.layers.transformer import TransformerBlock, torch_conv_initializer
 from keras_pansharp.models.base import (
     UPSAMPLERS,
@@ -41,6 +42,7 @@ PANTINY_PRESETS: dict[str, dict] = {
         "num_heads": 2,
         "encoder_depth": 3,
         "body_depth": 3,
+        "calibrate_details": True,
         "weights": "pantiny_multisensor.weights.h5",
         "sha256": "ad92f6efb53288dd03f43a9620fcf621936beeea0155b994bd04b5c47e28fe37",
         "description": "Pretrained PanTiny (4 bands: blue, green, red, NIR; "
@@ -109,6 +111,10 @@ class PanTiny(PansharpModel):
             added to the encoder features (same parameter count).
         upsampler: `"interp23tap"` (default, toolbox-exact) or `"bicubic"`
             (the paper's own data pipeline), used only when `"lms"` is absent.
+        calibrate_details: if True, a weightless `DetailCalibration` layer
+            rescales each band's details at inference by gains chosen on
+            the input image itself (`keras_pansharp.calibration`); training
+            sees the raw output. The `"pantiny_multisensor"` preset sets it.
         **kwargs: `name`, `trainable`, ... passed to `keras.Model`.
 
     Example:
@@ -133,6 +139,7 @@ class PanTiny(PansharpModel):
         ffn_expansion_factor: float = 2.0,
         fusion: str = "conv",
         upsampler: str = "interp23tap",
+        calibrate_details: bool = False,
         **kwargs,
     ):
         if fusion not in FUSIONS:
@@ -175,6 +182,10 @@ class PanTiny(PansharpModel):
         x = _conv3x3(dim, "refine")(x)
         x = _conv3x3(bands, "output")(x)
         outputs = keras.layers.Add(name="global_residual")([x, lms])
+        if calibrate_details:
+            outputs = DetailCalibration(name="detail_calibration")(
+                [lms, outputs, inputs["pan"]]
+            )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -186,6 +197,7 @@ class PanTiny(PansharpModel):
         self.ffn_expansion_factor = ffn_expansion_factor
         self.fusion = fusion
         self.upsampler = upsampler
+        self.calibrate_details = bool(calibrate_details)
 
     def get_config(self) -> dict:
         return {
@@ -197,6 +209,7 @@ class PanTiny(PansharpModel):
             "ffn_expansion_factor": self.ffn_expansion_factor,
             "fusion": self.fusion,
             "upsampler": self.upsampler,
+            "calibrate_details": self.calibrate_details,
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -218,11 +231,13 @@ class PanTiny(PansharpModel):
             preset: `"pantiny"` (dim 28, 2 heads, 3 + 3 blocks),
                 `"pantiny_large"` (dim 40, 4 heads, 4 + 4 blocks) or
                 `"pantiny_multisensor"` (pretrained 4-band `"pantiny"`; its
-                inputs are divided by the sensor's max DN).
+                inputs are divided by the sensor's max DN; it calibrates its
+                details on each image, `calibrate_details=True`).
             **kwargs: overrides of constructor arguments, e.g. `bands=8` or
-                `upsampler="bicubic"`. For a pretrained preset only `name`
-                and `trainable` may be overridden (other values would not
-                match the weights).
+                `upsampler="bicubic"`. For a pretrained preset only `name`,
+                `trainable` and `calibrate_details` may be overridden
+                (other values would not match the weights);
+                `calibrate_details=False` gives the raw pretrained network.
 
         Returns:
             A new `PanTiny`.
@@ -248,7 +263,7 @@ class PanTiny(PansharpModel):
         weights = config.pop("weights", None)
         sha256 = config.pop("sha256", None)
         if weights is not None:
-            fixed = sorted(set(kwargs) - {"name", "trainable"})
+            fixed = sorted(set(kwargs) - {"name", "trainable", "calibrate_details"})
             if fixed:
                 raise ValueError(
                     f"Preset {preset!r} is pretrained; its architecture is fixed "
