@@ -11,8 +11,9 @@ exactly how the shipped weights are made:
 - RR (the scene Wald-degraded by 4, its MS as reference): Q2n, SAM, ERGAS,
   SCC;
 
-for the model, the model with its detail gains calibrated on each input it
-fuses (`keras_pansharp.calibrate_detail_gain`: the scene for FR, its
+for the model (built as the shipped preset: it calibrates its details on
+each image inside the model, `--calibrate_details`), the model with its
+detail gains calibrated on each input it fuses (`keras_pansharp.calibrate_detail_gain`: the scene for FR, its
 degraded copy for RR), the model after `keras_pansharp.adapt` on the scene
 (no-reference fine-tuning plus calibration, default budget, kept only if
 the scene's HQNR rises), and the classical EXP, BT-H and MTF-GLP-HPM-R,
@@ -84,6 +85,14 @@ flags.DEFINE_string(
     "Load each fold's weights from <weights_dir>/<fold>.weights.h5 (written by "
     "--save_weights with --detail_gain=1) instead of training; --detail_gain is "
     "applied after loading. Folds without a file are trained.",
+)
+flags.DEFINE_bool(
+    "calibrate_details",
+    True,
+    "Build each fold model as the shipped preset is built: PanTiny with "
+    "calibrate_details=True, so the 'model' row calibrates its details on each "
+    "image inside the model (DetailCalibration). --nocalibrate_details scores "
+    "the raw network.",
 )
 flags.DEFINE_bool(
     "shipped_for_test_only",
@@ -162,6 +171,16 @@ def evaluate_scene(model, scene, name: str) -> dict:
         flush=True,
     )
     return {"rows": rows, **summary}
+
+
+def as_shipped(model):
+    """`model` with `calibrate_details` set as --calibrate_details asks."""
+    if model.get_config().get("calibrate_details") == FLAGS.calibrate_details:
+        return model
+    config = dict(model.get_config(), calibrate_details=FLAGS.calibrate_details)
+    out = type(model).from_config(config)
+    out.set_weights(model.get_weights())
+    return out
 
 
 def learned_methods() -> list[str]:
@@ -272,7 +291,9 @@ def main(argv):
             and FLAGS.folds != ["split"]
         ):
             print(f"[{fold}] shipped pantiny_multisensor weights", flush=True)
-            model = kp.PanTiny.from_preset("pantiny_multisensor")
+            model = kp.PanTiny.from_preset(
+                "pantiny_multisensor", calibrate_details=FLAGS.calibrate_details
+            )
         elif FLAGS.weights_dir and fold_path(FLAGS.weights_dir, fold).exists():
             path = fold_path(FLAGS.weights_dir, fold)
             print(f"[{fold}] weights {path} x detail gain {FLAGS.detail_gain:g}")
@@ -283,6 +304,7 @@ def main(argv):
             print(f"[{fold}] training on {sorted(train)}", flush=True)
             model = pretrain.train(train, verbose=0)
         train_s = time.perf_counter() - t0
+        model = as_shipped(model)
         if FLAGS.save_weights:
             target = fold_path(out_dir / "weights", fold)
             with atomic_path(target, suffix=".weights.h5") as tmp:

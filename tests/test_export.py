@@ -109,3 +109,35 @@ def test_export_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="'ms' and 'pan'"):
         export_saved_model(plain, tmp_path / "y")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_saved_model_calibrates_details(tmp_path, rng):
+    # The in-model detail calibration (per image, a global statistic) serves
+    # as `predict`: a calibrated size and one below a 32 x 32 block.
+    bands = 4
+    model = PanTiny(
+        bands=bands,
+        dim=8,
+        num_heads=2,
+        encoder_depth=1,
+        body_depth=1,
+        calibrate_details=True,
+    )
+    inputs, expected = {}, {}
+    for name, (b, h, w) in {"a": (2, 12, 16), "b": (1, 6, 10)}.items():
+        ms = rng.random((b, h, w, bands)).astype("float32")
+        pan = rng.random((b, 4 * h, 4 * w, 1)).astype("float32")
+        inputs[name + "_ms"], inputs[name + "_pan"] = ms, pan
+        expected[name] = model.predict({"ms": ms, "pan": pan}, verbose=0)
+    inputs["a_lms"] = rng.random((2, 48, 64, bands)).astype("float32")
+    raw = PanTiny(bands=bands, dim=8, num_heads=2, encoder_depth=1, body_depth=1)
+    raw.set_weights(model.get_weights())
+    small = {"ms": inputs["b_ms"], "pan": inputs["b_pan"]}
+    np.testing.assert_allclose(expected["b"], raw.predict(small, verbose=0), atol=1e-6)
+    big = {"ms": inputs["a_ms"], "pan": inputs["a_pan"]}
+    assert np.abs(expected["a"] - raw.predict(big, verbose=0)).max() > 1e-4
+    path = tmp_path / "served"
+    export_saved_model(model, path)
+    got = _serve_in_tf_only_process(path, inputs, tmp_path)
+    for name in ("a", "b"):
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
