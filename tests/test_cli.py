@@ -166,17 +166,28 @@ def test_fuse_calibrate(capsys, scene, pnn_file, tmp_path):
 
     ms, pan, ms_path, pan_path = scene
     out = tmp_path / "fused.tif"
-    # On by default for PanTiny.
+    # The preset calibrates itself: one set of gains for the scene, chosen
+    # on its centred crop (at most 1024^2: here the whole scene).
+    preset = PanTiny.from_preset("pantiny_multisensor")
     code, _, err = run_cli(
         capsys, "fuse", "pantiny_multisensor", "--ms", ms_path, "--pan", pan_path,
-        "--sensor", "qb", "-o", out, "--adapt-crop", 64,
+        "--sensor", "qb", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "The model calibrates its details on the scene itself" in err
+    assert "Detail gains" not in err
+    own = kp.calibration.scene_calibrated_model(preset, ms, pan, 2047.0)
+    np.testing.assert_array_equal(tifffile.imread(out), _fused_ref(own, ms, pan))
+    # --calibrate: the gains of the --adapt-crop crop, for the whole scene.
+    code, _, err = run_cli(
+        capsys, "fuse", "pantiny_multisensor", "--ms", ms_path, "--pan", pan_path,
+        "--sensor", "qb", "-o", out, "--adapt-crop", 64, "--calibrate",
+        "--overwrite",
     )  # fmt: skip
     assert code == 0, err
     assert "Detail gains on a 64 x 64 PAN crop: " in err
-    # The gains are chosen on the centred crop and hold for the whole scene.
     cal = kp.calibrate_detail_gain(
-        PanTiny.from_preset("pantiny_multisensor"),
-        ms[8:24, 8:24], pan[32:96, 32:96], sensor="qb", crop=None,
+        preset, ms[8:24, 8:24], pan[32:96, 32:96], sensor="qb", crop=None
     )  # fmt: skip
     np.testing.assert_array_equal(tifffile.imread(out), _fused_ref(cal.model, ms, pan))
     # A model without a residual convolution cannot be calibrated.
