@@ -13,8 +13,9 @@ exactly how the shipped weights are made:
 
 for the model (built as the shipped preset: it calibrates its details on
 each image inside the model, `--calibrate_details`), the model with its
-detail gains calibrated on each input it fuses (`keras_pansharp.calibrate_detail_gain`: the scene for FR, its
-degraded copy for RR), the model after `keras_pansharp.adapt` on the scene
+detail gains calibrated on each input it fuses
+(`keras_pansharp.calibrate_detail_gain`: the scene for FR, its degraded copy
+for RR), the model after `keras_pansharp.adapt` on the scene
 (no-reference fine-tuning plus calibration, default budget, kept only if
 the scene's HQNR rises), and the classical EXP, BT-H and MTF-GLP-HPM-R,
 side by side, with wins, means and minima. Then the same with whole sensor

@@ -265,12 +265,9 @@ def _centre_crop(pan_shape, crop: int | None) -> tuple[int, int, int, int]:
 def has_detail_calibration(model) -> bool:
     """Whether `model` contains a `DetailCalibration` layer (it then chooses
     gains on each image it fuses, e.g. `PanTiny.from_preset("pantiny_multisensor")`)."""
-    if not isinstance(model, keras.layers.Layer):
-        return False
-    return any(
-        isinstance(layer, DetailCalibration)
-        for layer in model._flatten_layers(include_self=True, recursive=True)
-    )
+    from keras_pansharp.inference import _all_layers
+
+    return any(isinstance(layer, DetailCalibration) for layer in _all_layers(model))
 
 
 def without_detail_calibration(model: keras.Model) -> keras.Model:
@@ -356,12 +353,13 @@ def scene_calibrated_model(model, ms, pan, max_value=None, crop: int = 1024):
         )
     r0, c0, ch, cw = _centre_crop(shape, crop)
     scale = 1.0 if max_value is None else float(max_value)
-    ms_c = np.asarray(ms[r0 // 4 : (r0 + ch) // 4, c0 // 4 : (c0 + cw) // 4])
-    pan_c = np.asarray(pan[r0 : r0 + ch, c0 : c0 + cw])
+    ms_c = np.asarray(
+        ms[r0 // 4 : (r0 + ch) // 4, c0 // 4 : (c0 + cw) // 4], np.float64
+    )
+    pan_c = np.asarray(pan[r0 : r0 + ch, c0 : c0 + cw], np.float64)
     if pan_c.ndim == 3:
         pan_c = pan_c[..., 0]
-    ms_c = np.asarray(ms_c, np.float64) / scale
-    pan_c = np.asarray(pan_c, np.float64) / scale
+    ms_c, pan_c = ms_c / scale, pan_c / scale
     gains = _crop_gains(raw, ms_c, pan_c, 4.0, 1.0 / 32, True, "first")[0]
     return apply_detail_gain(raw, gains)
 

@@ -135,6 +135,12 @@ class TestDetailCalibrationLayer(TestCase):
             [lms[None].astype("float32"), fused, pan[None].astype("float32")]
         )
         np.testing.assert_array_equal(np.asarray(out), fused)
+        gains = DetailCalibration().gains(
+            lms[None].astype("float32"),
+            resid[None].astype("float32"),
+            pan[None].astype("float32"),
+        )
+        np.testing.assert_array_equal(np.asarray(gains), np.ones((1, 4), "float32"))
 
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="step"):

@@ -23,6 +23,7 @@ import numpy as np
 from keras import ops
 
 from keras_pansharp.layers.interp23tap import Interp23Tap
+from keras_pansharp.signal.resize import _cubic
 
 #: Block side of the Q index (the toolbox's D_s).
 BLOCK = 32
@@ -45,12 +46,7 @@ def imresize_quarter_taps() -> np.ndarray:
     Returns:
         `(16,)` float64 taps summing to 1.
     """
-    d = np.abs(np.arange(7.5, -8.0, -1.0) / 4.0)
-    w = np.where(
-        d <= 1,
-        1.5 * d**3 - 2.5 * d**2 + 1.0,
-        np.where(d <= 2, -0.5 * d**3 + 2.5 * d**2 - 4.0 * d + 2.0, 0.0),
-    )
+    w = _cubic(np.arange(7.5, -8.0, -1.0) / 4.0)
     return w / w.sum()
 
 
@@ -145,6 +141,17 @@ class DetailCalibration(keras.layers.Layer):
         x = ops.depthwise_conv(x, ops.reshape(taps, (1, 16, 1, 1)), strides=(1, 4))
         return self.upsample(x)
 
+    @staticmethod
+    def _if_blocks(image, fn, small):
+        """`fn()` when `image` has a whole 32 x 32 block, else `small()`."""
+        h, w = image.shape[1], image.shape[2]
+        if h is not None and w is not None:
+            return fn() if min(h, w) >= BLOCK else small()
+        # Dynamic sides (a TensorFlow graph): decided when it runs.
+        shape = ops.shape(image)
+        big = ops.logical_and(shape[1] >= BLOCK, shape[2] >= BLOCK)
+        return ops.cond(big, fn, small)
+
     def gains(self, lms, resid, pan):
         """Per-image, per-band gains `(B, C)` of `lms + g * resid`.
 
@@ -156,6 +163,14 @@ class DetailCalibration(keras.layers.Layer):
         Returns:
             `(B, C)` gains on the grid (1 for images below 32 x 32 pixels).
         """
+        return self._if_blocks(
+            pan,
+            lambda: self._block_gains(lms, resid, pan),
+            lambda: ops.ones_like(lms[:, 0, 0, :]),
+        )
+
+    def _block_gains(self, lms, resid, pan):
+        """`gains` of an image with at least one 32 x 32 block."""
         shape = ops.shape(pan)
         h, w = shape[1], shape[2]
         ch, cw = h - h % BLOCK, w - w % BLOCK
@@ -226,9 +241,7 @@ class DetailCalibration(keras.layers.Layer):
             ops.argmax(ops.cast(rising, "int32"), axis=1),
             count - 1,
         )
-        gains = ops.cast(idx, lms.dtype) * self.step
-        blocks = ops.cast(ch // BLOCK, lms.dtype) * ops.cast(cw // BLOCK, lms.dtype)
-        return ops.where(blocks > 0, gains, ops.ones_like(gains))
+        return ops.cast(idx, lms.dtype) * self.step
 
     def call(self, inputs, training=None):
         lms, fused, pan = inputs
@@ -237,16 +250,11 @@ class DetailCalibration(keras.layers.Layer):
 
         def calibrated():
             resid = fused - lms
-            gains = ops.stop_gradient(self.gains(lms, resid, pan))
+            gains = ops.stop_gradient(self._block_gains(lms, resid, pan))
             return lms + gains[:, None, None, :] * resid
 
-        h, w = fused.shape[1], fused.shape[2]
-        if h is not None and w is not None:
-            return calibrated() if min(h, w) >= BLOCK else fused
-        # Dynamic sides (a TensorFlow graph): below one block, gain 1.
-        shape = ops.shape(fused)
-        big = ops.logical_and(shape[1] >= BLOCK, shape[2] >= BLOCK)
-        return ops.cond(big, calibrated, lambda: fused)
+        # Below one block the output is `fused` itself (gain 1).
+        return self._if_blocks(fused, calibrated, lambda: fused)
 
     def get_config(self) -> dict:
         config = super().get_config()
