@@ -17,6 +17,7 @@ import pytest
 from keras import ops
 
 from keras_pansharp.export import export_saved_model
+from keras_pansharp.layers import selective_scan as selective_scan_module
 from keras_pansharp.layers.mamba import Mamba
 from keras_pansharp.layers.panmamba_blocks import (
     HalfChannelSwap,
@@ -266,6 +267,44 @@ def sequential_recurrence(a, b):
     return np.stack(out, axis=1)
 
 
+def scan_args(length, b=2, d=6, n=5):
+    """Random float64 `u, delta, A, B, C, D, z, delta_bias` of a scan."""
+    rng = np.random.default_rng(length)
+    return (
+        rng.normal(size=(b, length, d)),
+        rng.normal(size=(b, length, d)),
+        -np.exp(rng.normal(size=(d, n))),
+        rng.normal(size=(b, length, n)),
+        rng.normal(size=(b, length, n)),
+        rng.normal(size=(d,)),
+        rng.normal(size=(b, length, d)),
+        rng.normal(size=(d,)),
+    )
+
+
+def scan_gradients(args):
+    """Gradients of `sum(selective_scan(...)**2)` w.r.t. u, delta, A, B, C."""
+    u, delta, A, B, C, D, z, bias = args
+
+    def loss(u, delta, A, B, C):
+        y = selective_scan(u, delta, A, B, C, D, z, bias)
+        return ops.sum(y * y)
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.grad(loss, argnums=(0, 1, 2, 3, 4))(u, delta, A, B, C)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        xs = [tf.constant(a) for a in (u, delta, A, B, C)]
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            value = loss(*xs)
+        return tape.gradient(value, xs)
+    pytest.skip(f"no gradient helper for {keras.backend.backend()}")
+
+
 # ---------------------------------------------------------------------- tests
 class TestSelectiveScan(TestCase):
     @pytest.mark.parametrize("length", [1, 2, 3, 5, 16, 37])
@@ -294,6 +333,44 @@ class TestSelectiveScan(TestCase):
         t = lambda v: v.transpose(0, 2, 1)  # noqa: E731 - to (b, d, l)
         ref = np_selective_scan_ref(t(u), t(delta), A, t(B), t(C), D, t(z), bias)
         self.assertAllClose(got, t(ref), atol=1e-5, rtol=1e-4)
+
+    @pytest.mark.parametrize("length", [23, 24])
+    def test_chunked_scan_matches_numpy_reference(self, length, monkeypatch):
+        # Sequences longer than CHUNK are scanned chunk by chunk, the state
+        # carried across chunks (23: the last chunk is padded).
+        monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
+        args = scan_args(length)
+        got = selective_scan(*(a.astype("float32") for a in args))
+        t = lambda v: v.transpose(0, 2, 1)  # noqa: E731 - to (b, d, l)
+        u, delta, A, B, C, D, z, bias = args
+        ref = np_selective_scan_ref(t(u), t(delta), A, t(B), t(C), D, t(z), bias)
+        self.assertAllClose(got, t(ref), atol=1e-5, rtol=1e-4)
+
+    def test_chunked_scan_gradients_equal_unchunked(self, monkeypatch):
+        args = [a.astype("float32") for a in scan_args(21)]
+        # Gradients with respect to u, delta, A, B and C.
+        whole = scan_gradients(args)
+        monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
+        chunked = scan_gradients(args)
+        for got, ref in zip(chunked, whole):
+            self.assertAllClose(got, ref, atol=1e-5, rtol=1e-4)
+
+    @pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow",
+        reason="unknown batch sizes exist only in TensorFlow graphs",
+    )
+    def test_chunked_scan_with_unknown_batch_in_tf_graph(self, monkeypatch):
+        import tensorflow as tf
+
+        monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
+        args = [a.astype("float32") for a in scan_args(19)]
+        specs = [tf.TensorSpec((None,) + a.shape[1:]) for a in args[:2]]
+        specs += [tf.TensorSpec(args[2].shape)]
+        specs += [tf.TensorSpec((None,) + a.shape[1:]) for a in args[3:5]]
+        fn = tf.function(selective_scan, input_signature=specs)
+        got = fn(*args[:5])
+        monkeypatch.setattr(selective_scan_module, "CHUNK", 1024)
+        self.assertAllClose(got, selective_scan(*args[:5]), atol=1e-5, rtol=1e-5)
 
     @pytest.mark.skipif(
         keras.backend.backend() != "tensorflow",

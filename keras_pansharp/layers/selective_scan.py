@@ -27,11 +27,26 @@ over the pairs `(a, b)` and the operator
   `ceil(log2 L)` steps of `b += a * shift(b, k); a *= shift(a, k)`.
 
 Both give the same values (up to float rounding).
+
+Long static sequences (more than `CHUNK` steps, i.e. images above 32 x 32
+tokens) are scanned chunk by chunk (`_chunked_scan`): `keras.ops.scan`
+carries the state `(batch, d, n)` from one chunk of `CHUNK` steps to the
+next, the `(batch, CHUNK, d, n)` tensors of a chunk exist only inside the
+loop body, and the body is rematerialised (`keras.remat`) so that training
+keeps only the chunk's `(batch, CHUNK, d)` inputs for the backward pass.
+Without it the `(batch, L, d, n)` states and the scan's log2(L) levels are
+all kept for the gradient: XLA asked for 402 GB to train Pan-Mamba on a
+16 x 128^2 batch (1.5 MB per PAN pixel), against about 2 GB chunked.
 """
 
 from __future__ import annotations
 
+import keras
 from keras import ops
+
+#: Steps per chunk of the chunked scan (`selective_scan` on longer static
+#: sequences).
+CHUNK = 1024
 
 
 def _combine(left, right):
@@ -123,13 +138,67 @@ def selective_scan(
         delta = delta + delta_bias
     if delta_softplus:
         delta = ops.softplus(delta)
-    delta_e = ops.expand_dims(delta, -1)  # (batch, L, d, 1)
-    delta_a = ops.exp(delta_e * A)  # (batch, L, d, n)
-    delta_b_u = delta_e * ops.expand_dims(B, 2) * ops.expand_dims(u, -1)
-    h = linear_recurrence(delta_a, delta_b_u)  # (batch, L, d, n)
-    y = ops.sum(h * ops.expand_dims(C, 2), axis=-1)  # (batch, L, d)
+    length = u.shape[1]
+    if length is not None and length > CHUNK:
+        y = _chunked_scan(u, delta, A, B, C)
+    else:
+        y = _scan(u, delta, A, B, C)
     if D is not None:
         y = y + u * D
     if z is not None:
         y = y * ops.silu(z)
     return y
+
+
+def _scan(u, delta, A, B, C, h0=None):
+    """`<h_t, C_t>` for all t, and the last state `h_{L-1}` if `h0` is given.
+
+    `h0` (`(batch, d, n)`) is the state before the first step (zero if None).
+    """
+    delta_e = ops.expand_dims(delta, -1)  # (batch, L, d, 1)
+    delta_a = ops.exp(delta_e * A)  # (batch, L, d, n)
+    delta_b_u = delta_e * ops.expand_dims(B, 2) * ops.expand_dims(u, -1)
+    if h0 is not None:
+        # h_0 = a_0 h_{-1} + b_0: fold the carried state into the first input.
+        first = delta_b_u[:, :1] + delta_a[:, :1] * ops.expand_dims(h0, 1)
+        delta_b_u = ops.concatenate([first, delta_b_u[:, 1:]], axis=1)
+    h = linear_recurrence(delta_a, delta_b_u)  # (batch, L, d, n)
+    y = ops.sum(h * ops.expand_dims(C, 2), axis=-1)  # (batch, L, d)
+    return y if h0 is None else (y, h[:, -1])
+
+
+def _chunked_scan(u, delta, A, B, C):
+    """`_scan` in chunks of `CHUNK` steps, state carried by `keras.ops.scan`.
+
+    The sequence is padded at its end to whole chunks (a causal scan: the
+    padding changes no earlier output) and cut back afterwards.
+    """
+    batch, length, d = ops.shape(u)[0], u.shape[1], u.shape[2]
+    n = B.shape[-1]
+    chunks = -(-length // CHUNK)
+    pad = chunks * CHUNK - length
+
+    def split(x):
+        # (batch, L, k) -> (chunks, batch, CHUNK, k)
+        if pad:
+            x = ops.pad(x, [[0, 0], [0, pad], [0, 0]])
+        x = ops.reshape(x, (batch, chunks, CHUNK, x.shape[-1]))
+        return ops.transpose(x, (1, 0, 2, 3))
+
+    @keras.remat
+    def chunk(h, u_c, delta_c, B_c, C_c, A):
+        return _scan(u_c, delta_c, A, B_c, C_c, h0=h)
+
+    def body(carry, xs):
+        h, A, _ = carry
+        y, h = chunk(h, *xs, A)
+        # Keras' TensorFlow `scan` stacks outputs shaped like the carry.
+        return (h, A, y), (h, A, y)
+
+    h0 = ops.zeros((batch, d, n), dtype=u.dtype)
+    y0 = ops.zeros((batch, CHUNK, d), dtype=u.dtype)
+    xs = tuple(split(x) for x in (u, delta, B, C))
+    _, (_, _, y) = ops.scan(body, (h0, ops.convert_to_tensor(A, u.dtype), y0), xs)
+    # (chunks, batch, CHUNK, d) -> (batch, L, d)
+    y = ops.reshape(ops.transpose(y, (1, 0, 2, 3)), (batch, chunks * CHUNK, d))
+    return y[:, :length]
