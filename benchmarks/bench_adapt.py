@@ -78,12 +78,14 @@ def main(argv):
                 **s,
                 "hqnr_before": res.before["hqnr"],
                 "seconds": seconds,
+                "blend": res.blend,
+                "candidates": {str(f): h for f, h in res.candidates.items()},
             }
             print(
                 f"{name} supervised_weight={sw:g}: HQNR {res.before['hqnr']:.4f} -> "
                 f"{s['fr_hqnr']:.4f}, RR Q2n {s['rr_q2n']:.4f} (best classical HQNR "
                 f"{row['best_classical_hqnr']:.4f}, Q2n {row['best_classical_q2n']:.4f}),"
-                f" {seconds:.0f} s",
+                f" {seconds:.0f} s; kept blend {res.blend}",
                 flush=True,
             )
         out[name] = row

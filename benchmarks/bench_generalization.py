@@ -16,7 +16,8 @@ each image inside the model, `--calibrate_details`), the model with its
 detail gains calibrated on each input it fuses
 (`keras_pansharp.calibrate_detail_gain`: the scene for FR, its degraded copy
 for RR), the model after `keras_pansharp.adapt` on the scene
-(no-reference fine-tuning plus calibration, default budget, kept only if
+(no-reference fine-tuning plus calibration, default budget; of the fine-tuned
+weights and the weights halfway to them (`blends`), the best is kept only if
 the scene's HQNR rises), and the classical EXP, BT-H and MTF-GLP-HPM-R,
 side by side, with wins, means and minima. Then the same with whole sensor
 groups left out (sensors with several trainable scenes: WV3).
@@ -162,6 +163,10 @@ def evaluate_scene(model, scene, name: str) -> dict:
         )
         rows["adapted"]["adapt_seconds"] = res.seconds
         rows["adapted"]["adapt_improved"] = res.improved
+        rows["adapted"]["adapt_blend"] = res.blend
+        rows["adapted"]["adapt_candidates"] = {
+            str(f): h for f, h in res.candidates.items()
+        }
         if res.gains is not None:
             rows["adapted"]["adapt_gains"] = res.gains.tolist()
     best = max(CLASSICAL, key=lambda m: rows[m]["fr_hqnr"])

@@ -180,9 +180,8 @@ def _adapt(model, ms, pan, sensor):
     print(f"Adapting on a {pan_c.shape} PAN crop for {FLAGS.adapt_steps} steps")
     res = kp.adapt(model, ms_c, pan_c, sensor=sensor, steps=FLAGS.adapt_steps)
     print(
-        f"Crop HQNR {res.before['hqnr']:.4f} -> {res.after['hqnr']:.4f} "
-        f"(no-reference loss {res.loss_before:.4f} -> {res.loss_after:.4f}, "
-        f"{res.seconds:.1f} s)"
+        f"Crop {res.summary()}; no-reference loss {res.loss_before:.4f} -> "
+        f"{res.loss_after:.4f}"
     )
     return res.model
 

@@ -13,18 +13,22 @@ scale-consistency (and HQNR, and Wald-scale fidelity) supports: without it,
 adapting the shipped weights lowered HQNR on 3 of 4 held-out scenes
 (docs/generalization.md).
 
-The input model is never modified. The result is kept only if it improves
-on the input model: by the scene's HQNR (a no-reference index of the
-scene itself) when `evaluate=True`, else by the no-reference loss on a fixed
-set of crops of the scene (the selection lambda-PNN makes with its
-lowest-loss weights). Otherwise the result holds the original weights and
-says so.
+The input model is never modified. With `evaluate=True` the candidates are
+the fine-tuned weights and the weights part of the way to them from the
+input's (`blends`, default halfway: a shorter step in the same direction,
+as in weight-space ensembling of fine-tuned models); the one with the highest
+HQNR on the scene (a no-reference index of the scene itself) is kept if it
+beats the input model. With `evaluate=False` the fine-tuned weights are kept
+if they lower the no-reference loss on a fixed set of crops of the scene
+(the selection lambda-PNN makes with its lowest-loss weights). Otherwise the
+result holds the original weights and says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -44,6 +48,7 @@ ADAPT_DEFAULTS = {
     "batch_size": 8,
     "patch_size": 64,
     "learning_rate": 3e-4,
+    "blends": (0.5,),
 }
 
 
@@ -68,6 +73,11 @@ class AdaptResult:
             fine-tuned model (None with `calibrate=False`, a model they
             cannot be folded into or one that calibrates itself).
         seconds: wall time of the whole call.
+        blend: where the kept weights lie between the input model's (0) and
+            the fine-tuned ones (1): 1.0, one of `blends`, or None when the
+            input model was kept.
+        candidates: `{fraction: HQNR}` of every candidate scored (1.0 and
+            `blends`; empty with `evaluate=False`).
     """
 
     model: keras.Model
@@ -79,6 +89,26 @@ class AdaptResult:
     improved: bool
     seconds: float
     gains: np.ndarray | None = None
+    blend: float | None = None
+    candidates: dict = dataclasses.field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: HQNR (or loss) before and after, what was kept, time."""
+        if not self.improved:
+            kept = "input model kept: no " + (
+                "higher HQNR" if self.before else "lower loss"
+            )
+        elif self.blend == 1.0:
+            kept = "fine-tuned weights kept"
+        else:
+            kept = f"weights {self.blend:g} of the way to the fine-tuned ones kept"
+        if self.before and self.after:
+            change = f"HQNR {self.before['hqnr']:.4f} -> {self.after['hqnr']:.4f}"
+        else:
+            change = (
+                f"no-reference loss {self.loss_before:.4f} -> {self.loss_after:.4f}"
+            )
+        return f"{change} ({kept}, {self.seconds:.1f} s)"
 
 
 def _check_scale(
@@ -219,6 +249,7 @@ def adapt(
     batch_size: int = ADAPT_DEFAULTS["batch_size"],
     patch_size: int = ADAPT_DEFAULTS["patch_size"],
     learning_rate: float = ADAPT_DEFAULTS["learning_rate"],
+    blends: Sequence[float] = ADAPT_DEFAULTS["blends"],
     loss_weights: dict | None = None,
     supervised_weight: float = 0.0,
     calibrate: bool = True,
@@ -245,6 +276,14 @@ def adapt(
         patch_size: PAN-scale crop side (a multiple of 32, or 16; reduced to
             fit small scenes).
         learning_rate: initial Adam rate (cosine-decayed to 10 % of it).
+        blends: with `evaluate`, also score the weights at these fractions
+            of the way from the input model's weights to the fine-tuned ones
+            (`w0 + f (w1 - w0)`, each f in (0, 1)); the candidate with the
+            highest HQNR is kept if it beats the input model. Each adds one
+            prediction and one `evaluate_fr` of the scene. A shorter step
+            along the fine-tuning direction helps where the full step
+            overshoots (docs/generalization.md). `()` tries the fine-tuned
+            weights only.
         loss_weights: `NoReferenceLoss` arguments overriding
             `recipes.NO_REFERENCE_LOSS` (the pretraining recipe's weights).
         supervised_weight: if > 0, also train on crops of the scene's own
@@ -266,9 +305,10 @@ def adapt(
             with a PAN side above 2048 are fused tile by tile
             (`predict_scene`, blending); pass `evaluate=False` for very large
             scenes and fuse with `predict_scene` yourself. With `evaluate`,
-            the adapted model is kept only if its HQNR on the scene is
-            higher than the input model's; without, only if it lowers the
-            no-reference loss on the check crops.
+            the best candidate (`blends`) is kept only if its HQNR on the
+            scene is higher than the input model's; without, the fine-tuned
+            weights are kept only if they lower the no-reference loss on the
+            check crops.
         seed: random seed of the crops and augmentations.
         verbose: 1 shows a progress bar over the steps, 0 is silent.
 
@@ -295,6 +335,9 @@ def adapt(
         raise ValueError("adapt: steps and batch_size must be >= 1.")
     if not (np.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"adapt: learning_rate must be > 0, got {learning_rate}.")
+    blends = tuple(float(f) for f in blends)
+    if not all(0.0 < f < 1.0 for f in blends):
+        raise ValueError(f"adapt: blends must lie in (0, 1), got {list(blends)}.")
     if not supervised_weight >= 0:
         raise ValueError(
             f"adapt: supervised_weight must be >= 0, got {supervised_weight}."
@@ -356,24 +399,38 @@ def adapt(
 
     tuned.fit(data, epochs=1, verbose=verbose)
     loss_after = check_loss(tuned)
-    gains = tuned_fused = None
+    after = blend = gains = None
+    candidates: dict[float, float] = {}
     if evaluate:
-        tuned_fused = _predict(tuned, ms / scale, pan / scale)
-    if calibrate:
-        tuned_fused, gains = _calibrate(tuned, ms, pan, sensor, scale, tuned_fused)
-    after = None
-    if evaluate:
-        tuned_fused = tuned_fused * scale
-        after = _scores(tuned_fused, ms, pan, sensor)
-        improved = after["hqnr"] > before["hqnr"]
+        start, end = model.get_weights(), tuned.get_weights()
+        best_weights = None
+        for fraction in (1.0, *blends):
+            if fraction != 1.0:
+                tuned.set_weights(_interpolate(start, end, fraction))
+            tuned_fused = _predict(tuned, ms / scale, pan / scale)
+            cal = None
+            if calibrate:
+                tuned_fused, cal = _calibrate(
+                    tuned, ms, pan, sensor, scale, tuned_fused
+                )
+            tuned_fused = tuned_fused * scale
+            scores = _scores(tuned_fused, ms, pan, sensor)
+            candidates[fraction] = scores["hqnr"]
+            if scores["hqnr"] > (before if after is None else after)["hqnr"]:
+                after, blend, gains, fused = scores, fraction, cal, tuned_fused
+                best_weights = tuned.get_weights()
+        improved = after is not None
         if improved:
-            fused = tuned_fused
+            tuned.set_weights(best_weights)
         else:
             after = dict(before)
     else:
+        if calibrate:
+            _, gains = _calibrate(tuned, ms, pan, sensor, scale, None)
         improved = (check_loss(tuned) if gains is not None else loss_after) < (
             loss_before
         )
+        blend = 1.0 if improved else None
     if not improved:
         tuned.set_weights(model.get_weights())
         gains = None
@@ -387,4 +444,14 @@ def adapt(
         improved=bool(improved),
         seconds=time.perf_counter() - t0,
         gains=gains,
+        blend=blend,
+        candidates=candidates,
     )
+
+
+def _interpolate(start: list, end: list, fraction: float) -> list:
+    """`start + fraction * (end - start)` for every float weight array."""
+    return [
+        a + fraction * (b - a) if np.issubdtype(np.asarray(a).dtype, np.floating) else b
+        for a, b in zip(start, end)
+    ]

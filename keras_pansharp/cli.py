@@ -162,13 +162,7 @@ def cmd_fuse(args) -> int:
             steps=args.adapt_steps,
             verbose=0 if args.quiet else 1,
         )
-        if res.before and res.after:
-            _log(
-                args,
-                f"Crop HQNR {res.before['hqnr']:.4f} -> {res.after['hqnr']:.4f} "
-                f"({'kept' if res.improved else 'not kept: no higher HQNR'}, "
-                f"{res.seconds:.1f} s)",
-            )
+        _log(args, f"Crop {res.summary()}")
         model = res.model
         del ms_c, pan_c
     calibrate = args.calibrate

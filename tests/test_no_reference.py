@@ -311,6 +311,46 @@ def test_adapt_calibrates_and_keeps_only_a_higher_hqnr(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_adapt_keeps_the_best_blend(monkeypatch):
+    from keras_pansharp import adaptation
+
+    rng = np.random.default_rng(12)
+    ms, pan = _scene(rng, h=25)
+    model = _tiny_pantiny()
+    start = [w.copy() for w in model.get_weights()]
+    kw = {"sensor": "qb", "steps": 1, "batch_size": 4, "patch_size": 32}
+    # Fine-tuning moves every weight by +0.01; the scene's HQNR is scripted:
+    # input 0.5, fine-tuned 0.4, blends 0.25 -> 0.7 and 0.5 -> 0.6.
+    monkeypatch.setattr(
+        type(model),
+        "fit",
+        lambda self, *a, **k: self.set_weights([w + 0.01 for w in self.get_weights()]),
+    )
+    hqnr = iter([0.5, 0.4, 0.7, 0.6])
+    monkeypatch.setattr(adaptation, "_scores", lambda *a: {"hqnr": next(hqnr)})
+    res = kp.adapt(model, ms, pan, blends=(0.25, 0.5), calibrate=False, **kw)
+    assert res.improved and res.blend == 0.25
+    assert res.candidates == {1.0: 0.4, 0.25: 0.7, 0.5: 0.6}
+    assert res.after == {"hqnr": 0.7} and res.before == {"hqnr": 0.5}
+    for got, w0 in zip(res.model.get_weights(), start):
+        np.testing.assert_allclose(got, w0 + 0.0025, atol=1e-6)
+    # The returned fused scene is the kept candidate's prediction.
+    x = {"ms": (ms / 2047.0)[None], "pan": (pan / 2047.0)[None, ..., None]}
+    np.testing.assert_allclose(
+        np.asarray(res.model.predict_on_batch(x))[0] * 2047.0, res.fused, atol=0.05
+    )
+    assert "0.25 of the way" in res.summary()
+    # No candidate above the input: the input weights come back.
+    hqnr = iter([0.5, 0.4, 0.3])
+    same = kp.adapt(model, ms, pan, blends=(0.5,), calibrate=False, **kw)
+    assert not same.improved and same.blend is None and same.after == same.before
+    for got, w0 in zip(same.model.get_weights(), start):
+        np.testing.assert_array_equal(got, w0)
+    assert "input model kept" in same.summary()
+    with pytest.raises(ValueError, match="blends must lie in"):
+        kp.adapt(model, ms, pan, blends=(1.5,), **kw)
+
+
 def test_adapt_with_self_supervision_trains_on_the_degraded_copy():
     rng = np.random.default_rng(9)
     ms, pan = _scene(
