@@ -282,12 +282,12 @@ def scan_args(length, b=2, d=6, n=5):
     )
 
 
-def scan_gradients(args):
+def scan_gradients(args, chunk_size):
     """Gradients of `sum(selective_scan(...)**2)` w.r.t. u, delta, A, B, C."""
     u, delta, A, B, C, D, z, bias = args
 
     def loss(u, delta, A, B, C):
-        y = selective_scan(u, delta, A, B, C, D, z, bias)
+        y = selective_scan(u, delta, A, B, C, D, z, bias, chunk_size=chunk_size)
         return ops.sum(y * y)
 
     if keras.backend.backend() == "jax":
@@ -335,23 +335,21 @@ class TestSelectiveScan(TestCase):
         self.assertAllClose(got, t(ref), atol=1e-5, rtol=1e-4)
 
     @pytest.mark.parametrize("length", [23, 24])
-    def test_chunked_scan_matches_numpy_reference(self, length, monkeypatch):
-        # Sequences longer than CHUNK are scanned chunk by chunk, the state
-        # carried across chunks (23: the last chunk is padded).
-        monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
+    def test_chunked_scan_matches_numpy_reference(self, length):
+        # Sequences longer than chunk_size are scanned chunk by chunk, the
+        # state carried across chunks (23: the last chunk is padded).
         args = scan_args(length)
-        got = selective_scan(*(a.astype("float32") for a in args))
+        got = selective_scan(*(a.astype("float32") for a in args), chunk_size=8)
         t = lambda v: v.transpose(0, 2, 1)  # noqa: E731 - to (b, d, l)
         u, delta, A, B, C, D, z, bias = args
         ref = np_selective_scan_ref(t(u), t(delta), A, t(B), t(C), D, t(z), bias)
         self.assertAllClose(got, t(ref), atol=1e-5, rtol=1e-4)
 
-    def test_chunked_scan_gradients_equal_unchunked(self, monkeypatch):
+    def test_chunked_scan_gradients_equal_unchunked(self):
         args = [a.astype("float32") for a in scan_args(21)]
         # Gradients with respect to u, delta, A, B and C.
-        whole = scan_gradients(args)
-        monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
-        chunked = scan_gradients(args)
+        whole = scan_gradients(args, chunk_size=0)
+        chunked = scan_gradients(args, chunk_size=8)
         for got, ref in zip(chunked, whole):
             self.assertAllClose(got, ref, atol=1e-5, rtol=1e-4)
 
@@ -359,18 +357,34 @@ class TestSelectiveScan(TestCase):
         keras.backend.backend() != "tensorflow",
         reason="unknown batch sizes exist only in TensorFlow graphs",
     )
-    def test_chunked_scan_with_unknown_batch_in_tf_graph(self, monkeypatch):
+    def test_chunked_scan_with_unknown_batch_in_tf_graph(self):
         import tensorflow as tf
 
-        monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
         args = [a.astype("float32") for a in scan_args(19)]
         specs = [tf.TensorSpec((None,) + a.shape[1:]) for a in args[:2]]
         specs += [tf.TensorSpec(args[2].shape)]
         specs += [tf.TensorSpec((None,) + a.shape[1:]) for a in args[3:5]]
-        fn = tf.function(selective_scan, input_signature=specs)
+        fn = tf.function(
+            lambda *a: selective_scan(*a, chunk_size=8), input_signature=specs
+        )
         got = fn(*args[:5])
-        monkeypatch.setattr(selective_scan_module, "CHUNK", 1024)
-        self.assertAllClose(got, selective_scan(*args[:5]), atol=1e-5, rtol=1e-5)
+        whole = selective_scan(*args[:5], chunk_size=0)
+        self.assertAllClose(got, whole, atol=1e-5, rtol=1e-5)
+
+    def test_default_chunking_by_backend(self, monkeypatch):
+        # JAX chunks above CHUNK steps by default; TensorFlow scans whole.
+        calls = []
+        real = selective_scan_module._chunked_scan
+        monkeypatch.setattr(
+            selective_scan_module,
+            "_chunked_scan",
+            lambda *a: calls.append(a[-1]) or real(*a),
+        )
+        monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
+        args = [a.astype("float32") for a in scan_args(19)]
+        selective_scan(*args[:5])
+        expected = [8] if keras.backend.backend() == "jax" else []
+        assert calls == expected
 
     @pytest.mark.skipif(
         keras.backend.backend() != "tensorflow",

@@ -28,15 +28,19 @@ over the pairs `(a, b)` and the operator
 
 Both give the same values (up to float rounding).
 
-Long static sequences (more than `CHUNK` steps, i.e. images above 32 x 32
-tokens) are scanned chunk by chunk (`_chunked_scan`): `keras.ops.scan`
+Under JAX, long static sequences (more than `CHUNK` steps, i.e. images above
+32 x 32 tokens) are scanned chunk by chunk (`_chunked_scan`): `keras.ops.scan`
 carries the state `(batch, d, n)` from one chunk of `CHUNK` steps to the
 next, the `(batch, CHUNK, d, n)` tensors of a chunk exist only inside the
 loop body, and the body is rematerialised (`keras.remat`) so that training
 keeps only the chunk's `(batch, CHUNK, d)` inputs for the backward pass.
 Without it the `(batch, L, d, n)` states and the scan's log2(L) levels are
 all kept for the gradient: XLA asked for 402 GB to train Pan-Mamba on a
-16 x 128^2 batch (1.5 MB per PAN pixel), against about 2 GB chunked.
+16 x 128^2 batch (1.5 MB per PAN pixel); chunked, 2.7 GB for one 128^2
+patch instead of 25 GB. Under TensorFlow the whole sequence is scanned by
+default: there the chunked scan was slower (Pan-Mamba, one 64^2 training
+step: 248 s to trace, 17.6 s after, 11.0 GB, against 177 s, 11.0 s and
+11.8 GB whole). `selective_scan(..., chunk_size=...)` chooses explicitly.
 """
 
 from __future__ import annotations
@@ -44,8 +48,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-#: Steps per chunk of the chunked scan (`selective_scan` on longer static
-#: sequences).
+#: Steps per chunk of the chunked scan (`selective_scan`'s default under JAX).
 CHUNK = 1024
 
 
@@ -115,6 +118,7 @@ def selective_scan(
     z=None,
     delta_bias=None,
     delta_softplus: bool = True,
+    chunk_size: int | None = None,
 ):
     """Mamba's selective scan, channels-last (`selective_scan_ref` semantics).
 
@@ -130,6 +134,11 @@ def selective_scan(
             `silu(z)`.
         delta_bias: optional `(d,)` added to `delta`.
         delta_softplus: apply softplus to `delta` (Mamba: `True`).
+        chunk_size: scan static sequences longer than this chunk by chunk
+            (the state carried between chunks, each chunk recomputed for the
+            gradient): the same values with memory for one chunk of states.
+            None: `CHUNK` under JAX, the whole sequence on other backends;
+            0: the whole sequence.
 
     Returns:
         `(batch, L, d)` output, the dtype of `u`.
@@ -138,9 +147,11 @@ def selective_scan(
         delta = delta + delta_bias
     if delta_softplus:
         delta = ops.softplus(delta)
+    if chunk_size is None:
+        chunk_size = CHUNK if keras.backend.backend() == "jax" else 0
     length = u.shape[1]
-    if length is not None and length > CHUNK:
-        y = _chunked_scan(u, delta, A, B, C)
+    if chunk_size and length is not None and length > chunk_size:
+        y = _chunked_scan(u, delta, A, B, C, int(chunk_size))
     else:
         y = _scan(u, delta, A, B, C)
     if D is not None:
@@ -167,38 +178,38 @@ def _scan(u, delta, A, B, C, h0=None):
     return y if h0 is None else (y, h[:, -1])
 
 
-def _chunked_scan(u, delta, A, B, C):
-    """`_scan` in chunks of `CHUNK` steps, state carried by `keras.ops.scan`.
+def _chunked_scan(u, delta, A, B, C, size: int):
+    """`_scan` in chunks of `size` steps, state carried by `keras.ops.scan`.
 
     The sequence is padded at its end to whole chunks (a causal scan: the
     padding changes no earlier output) and cut back afterwards.
     """
     batch, length, d = ops.shape(u)[0], u.shape[1], u.shape[2]
     n = B.shape[-1]
-    chunks = -(-length // CHUNK)
-    pad = chunks * CHUNK - length
+    chunks = -(-length // size)
+    pad = chunks * size - length
 
     def split(x):
-        # (batch, L, k) -> (chunks, batch, CHUNK, k)
+        # (batch, L, k) -> (chunks, batch, size, k)
         if pad:
             x = ops.pad(x, [[0, 0], [0, pad], [0, 0]])
-        x = ops.reshape(x, (batch, chunks, CHUNK, x.shape[-1]))
+        x = ops.reshape(x, (batch, chunks, size, x.shape[-1]))
         return ops.transpose(x, (1, 0, 2, 3))
 
     @keras.remat
-    def chunk(h, u_c, delta_c, B_c, C_c, A):
+    def scan_chunk(h, u_c, delta_c, B_c, C_c, A):
         return _scan(u_c, delta_c, A, B_c, C_c, h0=h)
 
     def body(carry, xs):
         h, A, _ = carry
-        y, h = chunk(h, *xs, A)
+        y, h = scan_chunk(h, *xs, A)
         # Keras' TensorFlow `scan` stacks outputs shaped like the carry.
         return (h, A, y), (h, A, y)
 
     h0 = ops.zeros((batch, d, n), dtype=u.dtype)
-    y0 = ops.zeros((batch, CHUNK, d), dtype=u.dtype)
+    y0 = ops.zeros((batch, size, d), dtype=u.dtype)
     xs = tuple(split(x) for x in (u, delta, B, C))
     _, (_, _, y) = ops.scan(body, (h0, ops.convert_to_tensor(A, u.dtype), y0), xs)
-    # (chunks, batch, CHUNK, d) -> (batch, L, d)
-    y = ops.reshape(ops.transpose(y, (1, 0, 2, 3)), (batch, chunks * CHUNK, d))
+    # (chunks, batch, size, d) -> (batch, L, d)
+    y = ops.reshape(ops.transpose(y, (1, 0, 2, 3)), (batch, chunks * size, d))
     return y[:, :length]

@@ -48,8 +48,8 @@ Choices where the reference is ambiguous or tied to one setting:
   biases `U(+-1/sqrt(fan_in))`) and Mamba's own for the mixers.
 
 Memory: each of the 30 Mamba scans of a forward pass works on
-`(batch, H*W, 2 * filters, d_state)` states at PAN resolution. Above 1024
-tokens (32 x 32 PAN pixels) the scan runs chunk by chunk with
+`(batch, H*W, 2 * filters, d_state)` states at PAN resolution. Under JAX,
+above 1024 tokens (32 x 32 PAN pixels), the scan runs chunk by chunk with
 rematerialisation (`keras_pansharp.layers.selective_scan`), so those states
 exist for one chunk at a time; what remains are the mixers' `(batch, H*W,
 2 * filters)` activations, about 0.17 MB per PAN pixel when training under
