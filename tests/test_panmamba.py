@@ -371,6 +371,12 @@ class TestSelectiveScan(TestCase):
         whole = selective_scan(*args[:5], chunk_size=0)
         self.assertAllClose(got, whole, atol=1e-5, rtol=1e-5)
 
+    def test_chunk_size_must_be_a_non_negative_int(self):
+        args = [a.astype("float32") for a in scan_args(5)]
+        for bad in (-1, 2.5):
+            with pytest.raises(ValueError, match="chunk_size"):
+                selective_scan(*args[:5], chunk_size=bad)
+
     def test_default_chunking_by_backend(self, monkeypatch):
         # JAX chunks above CHUNK steps by default; TensorFlow scans whole.
         calls = []

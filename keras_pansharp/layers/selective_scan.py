@@ -45,6 +45,8 @@ step: 248 s to trace, 17.6 s after, 11.0 GB, against 177 s, 11.0 s and
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -149,6 +151,10 @@ def selective_scan(
         delta = ops.softplus(delta)
     if chunk_size is None:
         chunk_size = CHUNK if keras.backend.backend() == "jax" else 0
+    elif not (isinstance(chunk_size, numbers.Integral) and chunk_size >= 0):
+        raise ValueError(
+            f"selective_scan: chunk_size must be an int >= 0, got {chunk_size!r}."
+        )
     length = u.shape[1]
     if chunk_size and length is not None and length > chunk_size:
         y = _chunked_scan(u, delta, A, B, C, int(chunk_size))
