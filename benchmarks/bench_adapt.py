@@ -65,7 +65,13 @@ def main(argv):
         for sw in map(float, FLAGS.adapt_supervised_weight):
             t = time.perf_counter()
             res = kp.adapt(
-                model, ms, pan, sensor=sensor, supervised_weight=sw, verbose=0
+                model,
+                ms,
+                pan,
+                sensor=sensor,
+                supervised_weight=sw,
+                blends=[float(f) for f in FLAGS.adapt_blends],
+                verbose=0,
             )
             seconds = time.perf_counter() - t
             s = score(

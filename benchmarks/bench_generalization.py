@@ -68,6 +68,12 @@ flags.DEFINE_list(
 )
 flags.DEFINE_list("scenes", [], "Only these left-out scenes (default: all).")
 flags.DEFINE_bool("adapt", True, "Also score the model after kp.adapt.")
+flags.DEFINE_list(
+    "adapt_blends",
+    [str(f) for f in kp.adaptation.ADAPT_DEFAULTS["blends"]],
+    "kp.adapt's blends: fractions of the way to the fine-tuned weights also "
+    "scored (each candidate's HQNR is saved as adapt_candidates in the JSON).",
+)
 flags.DEFINE_string("output_dir", "runs/generalization", "Output directory.")
 flags.DEFINE_bool(
     "save_weights",
@@ -157,7 +163,15 @@ def evaluate_scene(model, scene, name: str) -> dict:
     if FLAGS.calibrate:
         rows["calibrated"] = calibrated_score(model, ms, pan, sensor)
     if FLAGS.adapt:
-        res = kp.adapt(model, ms, pan, sensor=sensor, seed=FLAGS.seed, verbose=0)
+        res = kp.adapt(
+            model,
+            ms,
+            pan,
+            sensor=sensor,
+            blends=[float(f) for f in FLAGS.adapt_blends],
+            seed=FLAGS.seed,
+            verbose=0,
+        )
         rows["adapted"] = score(
             lambda a, b: model_fuse(res.model, a, b, sensor), ms, pan, sensor
         )
