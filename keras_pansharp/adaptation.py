@@ -199,41 +199,23 @@ def _scores(fused, ms, pan, sensor) -> dict:
     )
 
 
-def _calibrate(tuned, ms, pan, sensor, scale, fused_n):
-    """Fold `calibrate_detail_gain`'s gains into `tuned` (in place).
+def _fold_scene_gains(tuned, lms, pan_n, fused_n):
+    """Fold the gains chosen on the centred crop of a whole-scene prediction.
 
-    With the whole-scene prediction `fused_n` (normalised) the gains are
-    chosen on its centred crop and the calibrated prediction is returned
-    without predicting again; without it, `calibrate_detail_gain` predicts
-    the crop. Models the gains cannot be folded into are left as they are.
+    `fused_n` is `tuned`'s normalised prediction of the scene, `lms` its
+    upsampled MS (`calibration._interp23tap_lms`) and `pan_n` its normalised
+    PAN. The gains are folded into `tuned` (in place) and the calibrated
+    prediction is returned without predicting again.
 
     Returns:
-        `(calibrated fused_n or None, gains or None)`.
+        `(calibrated fused_n, gains)`.
     """
-    from keras_pansharp.calibration import (
-        _centre_crop,
-        apply_detail_gain,
-        calibrate_detail_gain,
-        choose_gains,
-        detail_gain_layer,
-    )
-    from keras_pansharp.models.base import UpsampledMS
+    from keras_pansharp.calibration import _centre_crop, apply_detail_gain, choose_gains
 
-    try:
-        detail_gain_layer(tuned)
-    except ValueError:
-        return fused_n, None  # nothing to fold the gains into
-    if fused_n is None:
-        cal = calibrate_detail_gain(tuned, ms, pan, sensor=sensor, max_value=scale)
-        apply_detail_gain(tuned, cal.gains)
-        return None, cal.gains
-    lms = np.asarray(
-        UpsampledMS("interp23tap")((ms / scale)[None].astype("float32")), np.float64
-    )[0]
     resid = np.asarray(fused_n, np.float64) - lms
-    r0, c0, ch, cw = _centre_crop(pan.shape, 1024)
+    r0, c0, ch, cw = _centre_crop(pan_n.shape, 1024)
     crop = (slice(r0, r0 + ch), slice(c0, c0 + cw))
-    gains, _, _ = choose_gains(lms[crop], resid[crop], (pan[crop] / scale)[..., None])
+    gains, _, _ = choose_gains(lms[crop], resid[crop], pan_n[crop][..., None])
     apply_detail_gain(tuned, gains)
     return lms + gains * resid, gains
 
@@ -327,6 +309,12 @@ def adapt(
     >>> res.before["hqnr"], res.after["hqnr"]  # doctest: +SKIP
     """
     from keras_pansharp import recipes
+    from keras_pansharp.calibration import (
+        _can_fold_gains,
+        _interp23tap_lms,
+        apply_detail_gain,
+        calibrate_detail_gain,
+    )
 
     t0 = time.perf_counter()
     sensor, ms, pan, scale = _scene_inputs(model, ms, pan, sensor, max_value, "adapt")
@@ -391,9 +379,13 @@ def adapt(
         learning_rate=learning_rate,
         final_learning_rate=0.1 * learning_rate,
     )
+    # Models that calibrate themselves, or have no layer to fold gains into,
+    # are not calibrated here.
+    fold = calibrate and _can_fold_gains(tuned)
     before = fused = None
     if evaluate:
-        fused = _predict(tuned, ms / scale, pan / scale) * scale
+        ms_n, pan_n = ms / scale, pan / scale
+        fused = _predict(tuned, ms_n, pan_n) * scale
         before = _scores(fused, ms, pan, sensor)
     loss_before = check_loss(tuned)
 
@@ -403,16 +395,15 @@ def adapt(
     candidates: dict[float, float] = {}
     if evaluate:
         start, end = model.get_weights(), tuned.get_weights()
+        lms = _interp23tap_lms(ms_n) if fold else None
         best_weights = None
         for fraction in (1.0, *blends):
             if fraction != 1.0:
                 tuned.set_weights(_interpolate(start, end, fraction))
-            tuned_fused = _predict(tuned, ms / scale, pan / scale)
+            tuned_fused = _predict(tuned, ms_n, pan_n)
             cal = None
-            if calibrate:
-                tuned_fused, cal = _calibrate(
-                    tuned, ms, pan, sensor, scale, tuned_fused
-                )
+            if fold:
+                tuned_fused, cal = _fold_scene_gains(tuned, lms, pan_n, tuned_fused)
             tuned_fused = tuned_fused * scale
             scores = _scores(tuned_fused, ms, pan, sensor)
             candidates[fraction] = scores["hqnr"]
@@ -425,8 +416,11 @@ def adapt(
         else:
             after = dict(before)
     else:
-        if calibrate:
-            _, gains = _calibrate(tuned, ms, pan, sensor, scale, None)
+        if fold:
+            gains = calibrate_detail_gain(
+                tuned, ms, pan, sensor=sensor, max_value=scale
+            ).gains
+            apply_detail_gain(tuned, gains)
         improved = (check_loss(tuned) if gains is not None else loss_after) < (
             loss_before
         )

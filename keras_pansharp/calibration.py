@@ -295,6 +295,23 @@ def without_detail_calibration(model: keras.Model) -> keras.Model:
     return raw
 
 
+def _can_fold_gains(model) -> bool:
+    """Whether `detail_gain_layer` finds a layer to fold gains into."""
+    try:
+        detail_gain_layer(model)
+    except ValueError:
+        return False  # no such layer, or the model calibrates itself
+    return True
+
+
+def _interp23tap_lms(ms_n: np.ndarray) -> np.ndarray:
+    """`(4h, 4w, C)` float64 LMS of a normalised MS (the models' interp23tap)."""
+    from keras_pansharp.models.base import UpsampledMS
+
+    lms = UpsampledMS("interp23tap")(ms_n[None].astype("float32"))
+    return np.asarray(lms, np.float64)[0]
+
+
 def _crop_gains(model, ms_c, pan_c, max_gain, step, per_band, rule):
     """Predict a normalised crop, choose its gains (`choose_gains`).
 
@@ -302,7 +319,6 @@ def _crop_gains(model, ms_c, pan_c, max_gain, step, per_band, rule):
         `(gains, d_s_before, d_s_after, lms, resid)` (float64 arrays).
     """
     from keras_pansharp.inference import predict_scene
-    from keras_pansharp.models.base import UpsampledMS
 
     # Tiles of 512 (exact for PanTiny, one tile up to 512^2) keep the memory
     # of the prediction bounded whatever the crop.
@@ -310,9 +326,7 @@ def _crop_gains(model, ms_c, pan_c, max_gain, step, per_band, rule):
         predict_scene(model, ms_c, pan_c, tile=512, batch_size=1, verbose=0),
         np.float64,
     )
-    lms = np.asarray(
-        UpsampledMS("interp23tap")(ms_c[None].astype("float32")), np.float64
-    )[0]
+    lms = _interp23tap_lms(ms_c)
     resid = fused - lms
     gains, before, after = choose_gains(
         lms, resid, pan_c[..., None], max_gain, step, per_band, rule
@@ -455,11 +469,7 @@ def calibrate_detail_gain(
         raw, ms_c / scale, pan_c / scale, max_gain, step, per_band, rule
     )
     calibrated = None
-    try:
-        detail_gain_layer(raw)
-    except ValueError:
-        pass
-    else:
+    if _can_fold_gains(raw):
         calibrated = apply_detail_gain(raw if raw is not model else _copy(model), gains)
     out = ((lms + gains * resid) * scale).astype("float32")
     return DetailGainResult(

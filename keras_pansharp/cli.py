@@ -166,17 +166,13 @@ def cmd_fuse(args) -> int:
         model = res.model
         del ms_c, pan_c
     calibrate = args.calibrate
-    from keras_pansharp.calibration import detail_gain_layer, has_detail_calibration
+    from keras_pansharp.calibration import _can_fold_gains, has_detail_calibration
 
     if calibrate is None and has_detail_calibration(model):
         _log(args, "The model calibrates its details on the scene itself")
         calibrate = False
     if calibrate is None:  # auto: where the gains fold into the model
-        try:
-            detail_gain_layer(model)
-            calibrate = not args.adapt  # adapt calibrates itself
-        except ValueError:
-            calibrate = False
+        calibrate = _can_fold_gains(model) and not args.adapt  # adapt calibrates
     if calibrate:
         import keras_pansharp as kp
 
