@@ -315,31 +315,14 @@ class TestSelectiveScan(TestCase):
         got = linear_recurrence(a.astype("float32"), b.astype("float32"))
         self.assertAllClose(got, sequential_recurrence(a, b), atol=1e-5, rtol=1e-5)
 
-    def test_selective_scan_matches_numpy_reference(self):
-        rng = np.random.default_rng(0)
-        b, length, d, n = 2, 23, 6, 5
-        u = rng.normal(size=(b, length, d))
-        delta = rng.normal(size=(b, length, d))
-        A = -np.exp(rng.normal(size=(d, n)))
-        B = rng.normal(size=(b, length, n))
-        C = rng.normal(size=(b, length, n))
-        D = rng.normal(size=(d,))
-        z = rng.normal(size=(b, length, d))
-        bias = rng.normal(size=(d,))
-        f32 = lambda v: v.astype("float32")  # noqa: E731
-        got = selective_scan(
-            f32(u), f32(delta), f32(A), f32(B), f32(C), f32(D), f32(z), f32(bias)
-        )
-        t = lambda v: v.transpose(0, 2, 1)  # noqa: E731 - to (b, d, l)
-        ref = np_selective_scan_ref(t(u), t(delta), A, t(B), t(C), D, t(z), bias)
-        self.assertAllClose(got, t(ref), atol=1e-5, rtol=1e-4)
-
-    @pytest.mark.parametrize("length", [23, 24])
-    def test_chunked_scan_matches_numpy_reference(self, length):
-        # Sequences longer than chunk_size are scanned chunk by chunk, the
-        # state carried across chunks (23: the last chunk is padded).
+    @pytest.mark.parametrize("length,chunk_size", [(23, 0), (23, 8), (24, 8)])
+    def test_selective_scan_matches_numpy_reference(self, length, chunk_size):
+        # chunk_size 8: scanned chunk by chunk, the state carried across
+        # chunks (length 23: the last chunk is padded); 0: the whole sequence.
         args = scan_args(length)
-        got = selective_scan(*(a.astype("float32") for a in args), chunk_size=8)
+        got = selective_scan(
+            *(a.astype("float32") for a in args), chunk_size=chunk_size
+        )
         t = lambda v: v.transpose(0, 2, 1)  # noqa: E731 - to (b, d, l)
         u, delta, A, B, C, D, z, bias = args
         ref = np_selective_scan_ref(t(u), t(delta), A, t(B), t(C), D, t(z), bias)
