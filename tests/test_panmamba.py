@@ -361,7 +361,8 @@ class TestSelectiveScan(TestCase):
                 selective_scan(*args[:5], chunk_size=bad)
 
     def test_default_chunking_by_backend(self, monkeypatch):
-        # JAX chunks above CHUNK steps by default; TensorFlow scans whole.
+        # JAX chunks above CHUNK steps by default; TensorFlow scans whole up
+        # to TF_WHOLE_MAX steps and chunks longer sequences.
         calls = []
         real = selective_scan_module._chunked_scan
         monkeypatch.setattr(
@@ -370,10 +371,17 @@ class TestSelectiveScan(TestCase):
             lambda *a: calls.append(a[-1]) or real(*a),
         )
         monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
+        monkeypatch.setattr(selective_scan_module, "TF_WHOLE_MAX", 19)
         args = [a.astype("float32") for a in scan_args(19)]
         selective_scan(*args[:5])
-        expected = [8] if keras.backend.backend() == "jax" else []
-        assert calls == expected
+        assert calls == ([8] if keras.backend.backend() == "jax" else [])
+        calls.clear()
+        args = [a.astype("float32") for a in scan_args(20)]
+        want = selective_scan(*args[:5], chunk_size=0)
+        assert calls == []
+        got = selective_scan(*args[:5])
+        assert calls == [8]  # both backends chunk above TF_WHOLE_MAX
+        self.assertAllClose(got, want, atol=1e-5, rtol=1e-5)
 
     @pytest.mark.skipif(
         keras.backend.backend() != "tensorflow",

@@ -37,10 +37,15 @@ keeps only the chunk's `(batch, CHUNK, d)` inputs for the backward pass.
 Without it the `(batch, L, d, n)` states and the scan's log2(L) levels are
 all kept for the gradient: XLA asked for 402 GB to train Pan-Mamba on a
 16 x 128^2 batch (1.5 MB per PAN pixel); chunked, 2.7 GB for one 128^2
-patch instead of 25 GB. Under TensorFlow the whole sequence is scanned by
-default: there the chunked scan was slower (Pan-Mamba, one 64^2 training
-step: 248 s to trace, 17.6 s after, 11.0 GB, against 177 s, 11.0 s and
-11.8 GB whole). `selective_scan(..., chunk_size=...)` chooses explicitly.
+patch instead of 25 GB. Under TensorFlow sequences up to `TF_WHOLE_MAX`
+steps (64 x 64 tokens) are scanned whole, longer ones in chunks: there a
+chunk loop costs more time than it saves memory on short sequences (one
+scan's forward and gradient, `(1, L, 64)` inputs, 16 states: 0.37 s whole
+against 1.06 s chunked at L = 4096, for about 0.3 GB either way), but the
+whole scan's memory grows with L (1.3 GB against 0.27 GB at L = 16384, where
+chunked takes 1.6x the time), and Pan-Mamba runs 30 scans per image: whole,
+a 512 x 512 image could not be fused on a 24 GB machine.
+`selective_scan(..., chunk_size=...)` chooses explicitly.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ from keras import ops
 
 #: Steps per chunk of the chunked scan (`selective_scan`'s default under JAX).
 CHUNK = 1024
+#: Longest sequence scanned whole by default under TensorFlow (longer: chunks).
+TF_WHOLE_MAX = 4096
 
 
 def _combine(left, right):
@@ -139,7 +146,8 @@ def selective_scan(
         chunk_size: scan static sequences longer than this chunk by chunk
             (the state carried between chunks, each chunk recomputed for the
             gradient): the same values with memory for one chunk of states.
-            None: `CHUNK` under JAX, the whole sequence on other backends;
+            None: `CHUNK` under JAX; on other backends `CHUNK` for
+            sequences longer than `TF_WHOLE_MAX`, else the whole sequence;
             0: the whole sequence.
 
     Returns:
@@ -149,13 +157,14 @@ def selective_scan(
         delta = delta + delta_bias
     if delta_softplus:
         delta = ops.softplus(delta)
+    length = u.shape[1]
     if chunk_size is None:
-        chunk_size = CHUNK if keras.backend.backend() == "jax" else 0
+        long = length is not None and length > TF_WHOLE_MAX
+        chunk_size = CHUNK if keras.backend.backend() == "jax" or long else 0
     elif not (isinstance(chunk_size, numbers.Integral) and chunk_size >= 0):
         raise ValueError(
             f"selective_scan: chunk_size must be an int >= 0, got {chunk_size!r}."
         )
-    length = u.shape[1]
     if chunk_size and length is not None and length > chunk_size:
         y = _chunked_scan(u, delta, A, B, C, int(chunk_size))
     else:
