@@ -99,10 +99,11 @@ def collect(run_dirs: Mapping[str, Path]) -> dict:
         A dict with `rows` (one per model and sensor: `model`, `sensor`,
         `single` and `joint` score dicts), `classical` (sensor -> method ->
         scores, from the first run that scored them), `wins` (model -> score
-        label -> `[joint higher, sensors]`), `meta` (model -> the run's
-        meta) and `missing` (models without results).
+        label -> `[joint higher, sensors]`), `gains` (model -> score label ->
+        mean of joint minus single over the sensors), `meta` (model -> the
+        run's meta) and `missing` (models without results).
     """
-    rows, classical, wins, meta, missing = [], {}, {}, {}, []
+    rows, classical, wins, gains, meta, missing = [], {}, {}, {}, {}, []
     for model, folder in run_dirs.items():
         path = Path(folder) / "single_vs_multi.json"
         if not path.is_file():
@@ -119,6 +120,7 @@ def collect(run_dirs: Mapping[str, Path]) -> dict:
         meta[model] = payload.get("meta", {})
         sensors = [n[: -len(" / joint")] for n in results if n.endswith(" / joint")]
         counts = {label: [0, 0] for label, _ in SCORES}
+        diffs = {label: [] for label, _ in SCORES}
         for sensor in sensors:
             single = _row(results, f"{sensor} / single")
             joint = _row(results, f"{sensor} / joint")
@@ -129,12 +131,21 @@ def collect(run_dirs: Mapping[str, Path]) -> dict:
                 if single[label] is not None and joint[label] is not None:
                     counts[label][0] += joint[label] > single[label]
                     counts[label][1] += 1
+                    diffs[label].append(joint[label] - single[label])
             for method in CLASSICAL:
                 row = _row(results, f"{sensor} / {method}")
                 if row is not None:
                     classical.setdefault(sensor, {}).setdefault(method, row)
         wins[model] = counts
-    return dict(rows=rows, classical=classical, wins=wins, meta=meta, missing=missing)
+        gains[model] = {k: sum(v) / len(v) if v else None for k, v in diffs.items()}
+    return dict(
+        rows=rows,
+        classical=classical,
+        wins=wins,
+        gains=gains,
+        meta=meta,
+        missing=missing,
+    )
 
 
 def _f(v) -> str:
@@ -167,11 +178,16 @@ def to_markdown(summary: Mapping) -> str:
                 lines.append(f"| {method} | {sensor} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     lines = [
-        "| model | joint > single: " + " | ".join(labels) + " |",
+        "| model | joint > single (mean joint - single): " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
     ]
     for model, counts in summary["wins"].items():
-        cells = [f"{counts[x][0]}/{counts[x][1]}" for x in labels]
+        gain = summary["gains"][model]
+        cells = [
+            f"{counts[x][0]}/{counts[x][1]}"
+            + ("" if gain[x] is None else f" ({gain[x]:+.4f})")
+            for x in labels
+        ]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     out.append("\n".join(lines))
     if summary["missing"]:

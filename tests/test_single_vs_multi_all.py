@@ -74,6 +74,10 @@ def test_collect_counts_joint_wins_per_score(bench, runs):
     # Ties count as "not higher" (wv3 Q2n of pnn).
     assert summary["wins"]["pnn"] == {"QNR": [2, 2], "HQNR": [1, 2], "Q2n": [1, 2]}
     assert summary["wins"]["dicnn"] == {"QNR": [0, 2], "HQNR": [1, 2], "Q2n": [1, 2]}
+    # Mean of joint - single over the sensors: QNR (0.05 + 0.01) / 2.
+    assert summary["gains"]["pnn"] == pytest.approx(
+        {"QNR": 0.03, "HQNR": -0.02, "Q2n": 0.025}
+    )
     assert [(r["model"], r["sensor"]) for r in summary["rows"]] == [
         ("pnn", "wv3"),
         ("pnn", "qb"),
@@ -89,7 +93,7 @@ def test_collect_counts_joint_wins_per_score(bench, runs):
 
     text = bench.to_markdown(summary)
     assert "| pnn | qb | 0.9000 | **0.9100** | 0.8000 | **0.8100** |" in text
-    assert "| dicnn | 0/2 | 1/2 | 1/2 |" in text
+    assert "| dicnn | 0/2 (-0.1000) | 1/2 (-0.0250) | 1/2 (+0.0000) |" in text
     assert "| EXP | qb | 0.9100 | 0.8900 | 0.7500 |" in text
     assert "No results: sfdi." in text
 
@@ -119,7 +123,7 @@ def test_norun_writes_the_tables(runs):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (runs / "single_vs_multi_all.md").read_text()
-    assert "| pnn | 2/2 | 1/2 | 1/2 |" in md
+    assert "| pnn | 2/2 (+0.0300) | 1/2 (-0.0200) | 1/2 (+0.0250) |" in md
     payload = json.loads((runs / "single_vs_multi_all.json").read_text())
     assert payload["missing"] == [] and payload["failed"] == {}
     assert not (runs / "pnn.log").exists()  # nothing was run
