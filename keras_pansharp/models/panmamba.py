@@ -48,10 +48,11 @@ Choices where the reference is ambiguous or tied to one setting:
   biases `U(+-1/sqrt(fan_in))`) and Mamba's own for the mixers.
 
 Memory: each of the 30 Mamba scans of a forward pass works on
-`(batch, H*W, 2 * filters, d_state)` states at PAN resolution. Under JAX,
-above 1024 tokens (32 x 32 PAN pixels), the scan runs chunk by chunk with
-rematerialisation (`keras_pansharp.layers.selective_scan`), so those states
-exist for one chunk at a time; what remains are the mixers' `(batch, H*W,
+`(batch, H*W, 2 * filters, d_state)` states at PAN resolution. Under JAX
+above 1024 tokens (32 x 32 PAN pixels), and under TensorFlow above 4096
+(64 x 64), the scan runs chunk by chunk with rematerialisation
+(`keras_pansharp.layers.selective_scan`), so those states exist for one
+chunk at a time; what remains are the mixers' `(batch, H*W,
 2 * filters)` activations, about 0.17 MB per PAN pixel when training under
 JAX (XLA's estimate: 2.7 GB for one 128 x 128 patch, 43 GB for a batch of
 16; without chunking 25 GB and 402 GB). Train with small batches on CPU, and
