@@ -100,8 +100,10 @@ def collect(run_dirs: Mapping[str, Path]) -> dict:
         `single` and `joint` score dicts), `classical` (sensor -> method ->
         scores, from the first run that scored them), `wins` (model -> score
         label -> `[joint higher, sensors]`), `gains` (model -> score label ->
-        mean of joint minus single over the sensors), `meta` (model -> the
-        run's meta) and `missing` (models without results).
+        mean of joint minus single over the sensors), `beats_classical`
+        (model -> `single` / `joint` -> `[HQNR above the sensor's best
+        classical HQNR, sensors with classical scores]`), `meta` (model ->
+        the run's meta) and `missing` (models without results).
     """
     rows, classical, wins, gains, meta, missing = [], {}, {}, {}, {}, []
     for model, folder in run_dirs.items():
@@ -138,11 +140,22 @@ def collect(run_dirs: Mapping[str, Path]) -> dict:
                     classical.setdefault(sensor, {}).setdefault(method, row)
         wins[model] = counts
         gains[model] = {k: sum(v) / len(v) if v else None for k, v in diffs.items()}
+    # Sensors on which each setup beats the best classical HQNR.
+    beats = {}
+    for r in rows:
+        best = [m["HQNR"] for m in classical.get(r["sensor"], {}).values()]
+        best = max((b for b in best if b is not None), default=None)
+        counts = beats.setdefault(r["model"], {"single": [0, 0], "joint": [0, 0]})
+        for setup in ("single", "joint"):
+            if best is not None and r[setup]["HQNR"] is not None:
+                counts[setup][0] += r[setup]["HQNR"] > best
+                counts[setup][1] += 1
     return dict(
         rows=rows,
         classical=classical,
         wins=wins,
         gains=gains,
+        beats_classical=beats,
         meta=meta,
         missing=missing,
     )
@@ -178,8 +191,10 @@ def to_markdown(summary: Mapping) -> str:
                 lines.append(f"| {method} | {sensor} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
     lines = [
-        "| model | joint > single (mean joint - single): " + " | ".join(labels) + " |",
-        "|---|" + "---|" * len(labels),
+        "| model | joint > single (mean joint - single): "
+        + " | ".join(labels)
+        + " | HQNR > best classical: single | joint |",
+        "|---|" + "---|" * (len(labels) + 2),
     ]
     for model, counts in summary["wins"].items():
         gain = summary["gains"][model]
@@ -188,6 +203,10 @@ def to_markdown(summary: Mapping) -> str:
             + ("" if gain[x] is None else f" ({gain[x]:+.4f})")
             for x in labels
         ]
+        beats = summary["beats_classical"].get(model, {})
+        for setup in ("single", "joint"):
+            k, n = beats.get(setup, (0, 0))
+            cells.append(f"{k}/{n}" if n else "-")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     out.append("\n".join(lines))
     if summary["missing"]:

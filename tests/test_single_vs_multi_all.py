@@ -60,7 +60,7 @@ def runs(tmp_path):
             "wv3 / single": _scores(0.70, 0.60, 0.50),
             "wv3 / joint": _scores(0.60, 0.50, 0.55),
             "qb / single": _scores(0.90, 0.80, 0.90),
-            "qb / joint": _scores(0.80, 0.85, 0.85),
+            "qb / joint": _scores(0.80, 0.90, 0.85),
         },
         "dicnn",
     )
@@ -90,10 +90,19 @@ def test_collect_counts_joint_wins_per_score(bench, runs):
         "qb": {"EXP": {"QNR": 0.91, "HQNR": 0.89, "Q2n": 0.75}},
     }
     assert summary["meta"]["pnn"]["model"] == "pnn"
+    # HQNR above the sensor's best classical HQNR (pnn's run scored EXP):
+    # none of them; dicnn's sensors are scored against the same references.
+    assert summary["beats_classical"]["pnn"] == {"single": [0, 2], "joint": [0, 2]}
 
     text = bench.to_markdown(summary)
     assert "| pnn | qb | 0.9000 | **0.9100** | 0.8000 | **0.8100** |" in text
-    assert "| dicnn | 0/2 (-0.1000) | 1/2 (-0.0250) | 1/2 (+0.0000) |" in text
+    assert summary["beats_classical"]["dicnn"] == {
+        "single": [0, 2],
+        "joint": [1, 2],
+    }
+    assert (
+        "| dicnn | 0/2 (-0.1000) | 1/2 (+0.0000) | 1/2 (+0.0000) | 0/2 | 1/2 |" in text
+    )
     assert "| EXP | qb | 0.9100 | 0.8900 | 0.7500 |" in text
     assert "No results: sfdi." in text
 
@@ -123,7 +132,7 @@ def test_norun_writes_the_tables(runs):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (runs / "single_vs_multi_all.md").read_text()
-    assert "| pnn | 2/2 (+0.0300) | 1/2 (-0.0200) | 1/2 (+0.0250) |" in md
+    assert "| pnn | 2/2 (+0.0300) | 1/2 (-0.0200) | 1/2 (+0.0250) | 0/2 | 0/2 |" in md
     payload = json.loads((runs / "single_vs_multi_all.json").read_text())
     assert payload["missing"] == [] and payload["failed"] == {}
     assert not (runs / "pnn.log").exists()  # nothing was run
