@@ -118,18 +118,23 @@ def test_collect_names_a_file_that_is_not_a_result(bench, tmp_path):
         bench.collect({"pnn": tmp_path / "pnn"})
 
 
-def test_norun_writes_the_tables(runs):
-    proc = subprocess.run(
+def _collect_only(models: str, output_dir: Path) -> subprocess.CompletedProcess:
+    """Run the script with `--norun` (collect only) in a subprocess."""
+    return subprocess.run(
         [
             sys.executable,
             str(ROOT / "benchmarks" / "single_vs_multi_all.py"),
             "--norun",
-            "--models=pnn,dicnn",
-            f"--output_dir={runs}",
+            f"--models={models}",
+            f"--output_dir={output_dir}",
         ],
         capture_output=True,
         text=True,
     )
+
+
+def test_norun_writes_the_tables(runs):
+    proc = _collect_only("pnn,dicnn", runs)
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (runs / "single_vs_multi_all.md").read_text()
     assert "| pnn | 2/2 (+0.0300) | 1/2 (-0.0200) | 1/2 (+0.0250) | 0/2 | 0/2 |" in md
@@ -139,16 +144,6 @@ def test_norun_writes_the_tables(runs):
 
 
 def test_unknown_model_is_a_usage_error(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "single_vs_multi_all.py"),
-            "--norun",
-            "--models=pnn,notamodel",
-            f"--output_dir={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = _collect_only("pnn,notamodel", tmp_path)
     assert proc.returncode != 0
     assert "notamodel" in proc.stderr
