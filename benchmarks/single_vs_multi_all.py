@@ -48,18 +48,22 @@ DEFAULT_MODELS = (
     "pscinn",
     "panmamba",
 )
-#: (column label, key in single_vs_multi.json, higher is better).
+#: (column label, key in single_vs_multi.json); higher is better for each.
 SCORES = (("QNR", "fr_qnr"), ("HQNR", "fr_hqnr"), ("Q2n", "rr_q2n"))
 CLASSICAL = ("EXP", "BT-H", "MTF-GLP-HPM-R")
 
-flags.DEFINE_list("models", list(DEFAULT_MODELS), "Models to run, in order.")
-flags.DEFINE_integer("total_steps", 800, "Joint-model steps (single: / sensors).")
-flags.DEFINE_integer("epochs", 4, "Epochs per model.")
-flags.DEFINE_integer("batch_size", 8, "Batch size.")
-flags.DEFINE_integer("patch_size", 64, "PAN-scale training patch size.")
-flags.DEFINE_integer("seed", 0, "Random seed (the same for every model).")
-flags.DEFINE_string("output_dir", "runs/single_vs_multi_all", "Output directory.")
-flags.DEFINE_bool("run", True, "Run the missing models (else only collect).")
+
+def define_flags() -> None:
+    """The script's flags (defined only when it runs, so that importing the
+    module, as the tests do, adds nothing to absl's global flags)."""
+    flags.DEFINE_list("models", list(DEFAULT_MODELS), "Models to run, in order.")
+    flags.DEFINE_integer("total_steps", 800, "Joint-model steps (single: / sensors).")
+    flags.DEFINE_integer("epochs", 4, "Epochs per model.")
+    flags.DEFINE_integer("batch_size", 8, "Batch size.")
+    flags.DEFINE_integer("patch_size", 64, "PAN-scale training patch size.")
+    flags.DEFINE_integer("seed", 0, "Random seed (the same for every model).")
+    flags.DEFINE_string("output_dir", "runs/single_vs_multi_all", "Output directory.")
+    flags.DEFINE_bool("run", True, "Run the missing models (else only collect).")
 
 
 def run_model(model: str, out: Path, classical: bool) -> int:
@@ -248,4 +252,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

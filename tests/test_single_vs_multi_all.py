@@ -20,14 +20,29 @@ from keras_pansharp.evaluation import EvaluationTable
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def bench():
+def _load(name: str = "single_vs_multi_all"):
     spec = importlib.util.spec_from_file_location(
-        "single_vs_multi_all", ROOT / "benchmarks" / "single_vs_multi_all.py"
+        name, ROOT / "benchmarks" / "single_vs_multi_all.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _load()
+
+
+def test_importing_adds_no_absl_flags():
+    # absl flags are global: other benchmark modules loaded by the tests
+    # define their own (bench_scene.py has "models"), so importing this one
+    # must define none.
+    from absl import flags
+
+    before = set(flags.FLAGS)
+    _load("single_vs_multi_all_again")
+    assert set(flags.FLAGS) == before
 
 
 def _scores(qnr, hqnr, q2n):
