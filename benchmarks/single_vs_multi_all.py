@@ -24,6 +24,7 @@ Results: `<output_dir>/single_vs_multi_all.{md,json}`.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -31,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from absl import app, flags
+
+from keras_pansharp.evaluation import EvaluationTable
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = flags.FLAGS
@@ -88,8 +91,12 @@ def run_model(model: str, out: Path, classical: bool) -> int:
 
 
 def _row(results: Mapping, name: str) -> dict | None:
+    """The `SCORES` of one table row; a missing or NaN score is None."""
     row = results.get(name)
-    return None if row is None else {label: row.get(key) for label, key in SCORES}
+    if row is None:
+        return None
+    values = {label: row.get(key) for label, key in SCORES}
+    return {k: None if v is None or math.isnan(v) else v for k, v in values.items()}
 
 
 def collect(run_dirs: Mapping[str, Path]) -> dict:
@@ -116,14 +123,13 @@ def collect(run_dirs: Mapping[str, Path]) -> dict:
             missing.append(model)
             continue
         try:
-            payload = json.loads(path.read_text())
-            results = payload["results"]
-        except (OSError, ValueError, KeyError) as e:
+            table = EvaluationTable.from_json(path)
+        except (OSError, ValueError) as e:
             raise ValueError(
                 f"{path}: not a single_vs_multi.py result ({e!r}); expected a "
                 "JSON object with a 'results' table."
             ) from e
-        meta[model] = payload.get("meta", {})
+        results, meta[model] = table.rows, table.meta
         sensors = [n[: -len(" / joint")] for n in results if n.endswith(" / joint")]
         counts = {label: [0, 0] for label, _ in SCORES}
         diffs = {label: [] for label, _ in SCORES}
@@ -229,17 +235,19 @@ def main(argv: Sequence[str]) -> None:
     out = Path(FLAGS.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     failed = {}
+    # The classical methods are scored once, by the first run that succeeds.
+    scored = bool(collect({m: out / m for m in FLAGS.models})["classical"])
     for model in FLAGS.models:
         if not FLAGS.run or (out / model / "single_vs_multi.json").is_file():
             continue
-        # The classical methods are scored once, by the first run.
-        done = collect({m: out / m for m in FLAGS.models})
         t = time.time()
         print(f"=== {model}: running (log {out / model}.log)", flush=True)
-        rc = run_model(model, out, classical=not done["classical"])
+        rc = run_model(model, out, classical=not scored)
         print(f"    exit {rc} after {time.time() - t:.0f} s", flush=True)
         if rc:
             failed[model] = rc
+        else:
+            scored = True
     summary = collect({m: out / m for m in FLAGS.models})
     summary["failed"] = failed
     text = to_markdown(summary)
