@@ -74,6 +74,11 @@ flags.DEFINE_list(
     "kp.adapt's blends: fractions of the way to the fine-tuned weights also "
     "scored (each candidate's HQNR is saved as adapt_candidates in the JSON).",
 )
+flags.DEFINE_float(
+    "adapt_learning_rate",
+    kp.adaptation.ADAPT_DEFAULTS["learning_rate"],
+    "kp.adapt's initial learning rate.",
+)
 flags.DEFINE_string("output_dir", "runs/generalization", "Output directory.")
 flags.DEFINE_bool(
     "save_weights",
@@ -169,6 +174,7 @@ def evaluate_scene(model, scene, name: str) -> dict:
             pan,
             sensor=sensor,
             blends=[float(f) for f in FLAGS.adapt_blends],
+            learning_rate=FLAGS.adapt_learning_rate,
             seed=FLAGS.seed,
             verbose=0,
         )
