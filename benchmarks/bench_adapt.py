@@ -71,6 +71,7 @@ def main(argv):
                 sensor=sensor,
                 supervised_weight=sw,
                 blends=[float(f) for f in FLAGS.adapt_blends],
+                learning_rate=FLAGS.adapt_learning_rate,
                 verbose=0,
             )
             seconds = time.perf_counter() - t
