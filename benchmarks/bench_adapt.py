@@ -72,6 +72,7 @@ def main(argv):
                 supervised_weight=sw,
                 blends=[float(f) for f in FLAGS.adapt_blends],
                 learning_rate=FLAGS.adapt_learning_rate,
+                time_limit=FLAGS.adapt_time_limit or None,
                 verbose=0,
             )
             seconds = time.perf_counter() - t
@@ -85,6 +86,7 @@ def main(argv):
                 **s,
                 "hqnr_before": res.before["hqnr"],
                 "seconds": seconds,
+                "steps": res.steps,
                 "blend": res.blend,
                 "candidates": {str(f): h for f, h in res.candidates.items()},
             }
@@ -92,7 +94,7 @@ def main(argv):
                 f"{name} supervised_weight={sw:g}: HQNR {res.before['hqnr']:.4f} -> "
                 f"{s['fr_hqnr']:.4f}, RR Q2n {s['rr_q2n']:.4f} (best classical HQNR "
                 f"{row['best_classical_hqnr']:.4f}, Q2n {row['best_classical_q2n']:.4f}),"
-                f" {seconds:.0f} s; kept blend {res.blend}",
+                f" {seconds:.0f} s, {res.steps} steps; kept blend {res.blend}",
                 flush=True,
             )
         out[name] = row

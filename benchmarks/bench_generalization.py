@@ -79,6 +79,12 @@ flags.DEFINE_float(
     kp.adaptation.ADAPT_DEFAULTS["learning_rate"],
     "kp.adapt's initial learning rate.",
 )
+flags.DEFINE_float(
+    "adapt_time_limit",
+    kp.adaptation.ADAPT_DEFAULTS["time_limit"],
+    "kp.adapt's time_limit in seconds (0: none); the steps run are saved as "
+    "adapt_steps in the JSON.",
+)
 flags.DEFINE_string("output_dir", "runs/generalization", "Output directory.")
 flags.DEFINE_bool(
     "save_weights",
@@ -175,6 +181,7 @@ def evaluate_scene(model, scene, name: str) -> dict:
             sensor=sensor,
             blends=[float(f) for f in FLAGS.adapt_blends],
             learning_rate=FLAGS.adapt_learning_rate,
+            time_limit=FLAGS.adapt_time_limit or None,
             seed=FLAGS.seed,
             verbose=0,
         )
@@ -183,6 +190,7 @@ def evaluate_scene(model, scene, name: str) -> dict:
         )
         rows["adapted"]["adapt_seconds"] = res.seconds
         rows["adapted"]["adapt_improved"] = res.improved
+        rows["adapted"]["adapt_steps"] = res.steps
         rows["adapted"]["adapt_blend"] = res.blend
         rows["adapted"]["adapt_candidates"] = {
             str(f): h for f, h in res.candidates.items()

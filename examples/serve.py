@@ -69,6 +69,11 @@ flags.DEFINE_bool(
     "for models whose output does not add a convolution to the upsampled MS.",
 )
 flags.DEFINE_integer("adapt_steps", 100, "Optimiser steps of --adapt.")
+flags.DEFINE_float(
+    "adapt_time_limit",
+    60.0,
+    "Seconds --adapt may take at most (fine-tuning stops early); 0: no limit.",
+)
 flags.DEFINE_integer(
     "adapt_crop", 1024, "Max PAN side of the crop --adapt / --calibrate use."
 )
@@ -178,7 +183,14 @@ def _adapt(model, ms, pan, sensor):
     ms_c = np.asarray(ms[i0 : i0 + side, j0 : j0 + side])
     pan_c = np.asarray(pan[4 * i0 : 4 * (i0 + side), 4 * j0 : 4 * (j0 + side)])
     print(f"Adapting on a {pan_c.shape} PAN crop for {FLAGS.adapt_steps} steps")
-    res = kp.adapt(model, ms_c, pan_c, sensor=sensor, steps=FLAGS.adapt_steps)
+    res = kp.adapt(
+        model,
+        ms_c,
+        pan_c,
+        sensor=sensor,
+        steps=FLAGS.adapt_steps,
+        time_limit=FLAGS.adapt_time_limit or None,
+    )
     print(
         f"Crop {res.summary()}; no-reference loss {res.loss_before:.4f} -> "
         f"{res.loss_after:.4f}"

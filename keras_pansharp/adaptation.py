@@ -42,13 +42,15 @@ from keras_pansharp.signal._checks import as_float_image, as_pan, check_pair
 __all__ = ["adapt", "AdaptResult", "ADAPT_DEFAULTS"]
 
 #: Default budget and optimiser of `adapt` (about 40 s of training for a
-#: 1024^2 PAN scene on 2 CPU cores under TensorFlow).
+#: 1024^2 PAN scene on 2 CPU cores under TensorFlow; `time_limit` in seconds
+#: caps the whole call on slower machines).
 ADAPT_DEFAULTS = {
     "steps": 100,
     "batch_size": 8,
     "patch_size": 64,
     "learning_rate": 3e-4,
     "blends": (0.5,),
+    "time_limit": 60.0,
 }
 
 
@@ -78,6 +80,8 @@ class AdaptResult:
             input model was kept.
         candidates: `{fraction: HQNR}` of every candidate scored (1.0 and
             `blends`; empty with `evaluate=False`).
+        steps: optimiser steps run: `steps`, or fewer when `time_limit`
+            stopped the fine-tuning early.
     """
 
     model: keras.Model
@@ -91,6 +95,7 @@ class AdaptResult:
     gains: np.ndarray | None = None
     blend: float | None = None
     candidates: dict = dataclasses.field(default_factory=dict)
+    steps: int | None = None
 
     def summary(self) -> str:
         """One line: HQNR (or loss) before and after, what was kept, time."""
@@ -108,7 +113,39 @@ class AdaptResult:
             change = (
                 f"no-reference loss {self.loss_before:.4f} -> {self.loss_after:.4f}"
             )
-        return f"{change} ({kept}, {self.seconds:.1f} s)"
+        steps = ""
+        if self.steps is not None:
+            steps = f"{self.steps} step{'' if self.steps == 1 else 's'}, "
+        return f"{change} ({kept}, {steps}{self.seconds:.1f} s)"
+
+
+class _TimeLimit(keras.callbacks.Callback):
+    """Stops `fit` when the next step and the work after it would pass a limit.
+
+    After each step it projects the call's end time: time spent since
+    `start`, plus one more step (the mean of the steps after the first,
+    which includes tracing), plus `reserve` seconds for what follows the
+    fine-tuning. The first step always runs.
+    """
+
+    def __init__(self, start: float, limit: float, reserve: float):
+        super().__init__()
+        self.start, self.limit, self.reserve = start, limit, reserve
+        self.durations: list[float] = []
+        self.stopped = False
+        self._t = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.durations.append(now - self._t)
+        later = self.durations[1:] or self.durations
+        step = sum(later) / len(later)
+        if now - self.start + step + self.reserve > self.limit:
+            self.model.stop_training = True
+            self.stopped = True
 
 
 def _check_scale(
@@ -232,6 +269,7 @@ def adapt(
     patch_size: int = ADAPT_DEFAULTS["patch_size"],
     learning_rate: float = ADAPT_DEFAULTS["learning_rate"],
     blends: Sequence[float] = ADAPT_DEFAULTS["blends"],
+    time_limit: float | None = ADAPT_DEFAULTS["time_limit"],
     loss_weights: dict | None = None,
     supervised_weight: float = 0.0,
     calibrate: bool = True,
@@ -266,6 +304,14 @@ def adapt(
             along the fine-tuning direction helps where the full step
             overshoots (docs/generalization.md). `()` tries the fine-tuned
             weights only.
+        time_limit: seconds the whole call should take at most (default
+            60), or None for no limit. Fine-tuning stops before `steps` when
+            the time spent, one more step and the work left after it (as
+            long as the "before" prediction and scores took, once per
+            candidate) would pass it; at least one step runs. On 2 CPU cores
+            the default 100 steps of a 1024^2 scene usually fit; a slower or
+            busier machine runs fewer (`AdaptResult.steps`), so results
+            depend on the machine unless it is None.
         loss_weights: `NoReferenceLoss` arguments overriding
             `recipes.NO_REFERENCE_LOSS` (the pretraining recipe's weights).
         supervised_weight: if > 0, also train on crops of the scene's own
@@ -323,6 +369,10 @@ def adapt(
         raise ValueError("adapt: steps and batch_size must be >= 1.")
     if not (np.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"adapt: learning_rate must be > 0, got {learning_rate}.")
+    if time_limit is not None and not (np.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(
+            f"adapt: time_limit must be > 0 seconds or None, got {time_limit}."
+        )
     blends = tuple(float(f) for f in blends)
     if not all(0.0 < f < 1.0 for f in blends):
         raise ValueError(f"adapt: blends must lie in (0, 1), got {list(blends)}.")
@@ -383,13 +433,28 @@ def adapt(
     # are not calibrated here.
     fold = calibrate and _can_fold_gains(tuned)
     before = fused = None
+    t_eval = time.perf_counter()
     if evaluate:
         ms_n, pan_n = ms / scale, pan / scale
         fused = _predict(tuned, ms_n, pan_n) * scale
         before = _scores(fused, ms, pan, sensor)
     loss_before = check_loss(tuned)
+    # The work after fine-tuning: a check loss and one prediction and score
+    # per candidate (without `evaluate`: two check losses; the calibration's
+    # crop prediction is not counted).
+    t_eval = time.perf_counter() - t_eval
+    reserve = t_eval * (1 + len(blends)) if evaluate else 2.0 * t_eval
+    callbacks = []
+    if time_limit is not None:
+        callbacks.append(_TimeLimit(t0, float(time_limit), reserve))
 
-    tuned.fit(data, epochs=1, verbose=verbose)
+    tuned.fit(data, epochs=1, verbose=verbose, callbacks=callbacks)
+    steps_run = len(callbacks[0].durations) if callbacks else steps
+    if callbacks and callbacks[0].stopped and verbose:
+        print(
+            f"adapt: stopped after {steps_run} of {steps} steps to stay within "
+            f"time_limit={time_limit:g} s."
+        )
     loss_after = check_loss(tuned)
     after = blend = gains = None
     candidates: dict[float, float] = {}
@@ -440,6 +505,7 @@ def adapt(
         gains=gains,
         blend=blend,
         candidates=candidates,
+        steps=steps_run,
     )
 
 

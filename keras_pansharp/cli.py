@@ -160,6 +160,7 @@ def cmd_fuse(args) -> int:
             pan_c,
             sensor=view,
             steps=args.adapt_steps,
+            time_limit=args.adapt_time_limit or None,
             verbose=0 if args.quiet else 1,
         )
         _log(args, f"Crop {res.summary()}")
@@ -561,6 +562,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fine-tune the model on the scene first (keras_pansharp.adapt)",
     )
     f.add_argument("--adapt-steps", type=_positive, default=100, help="(100)")
+    f.add_argument(
+        "--adapt-time-limit",
+        type=_nonnegative_float,
+        default=60.0,
+        help="seconds --adapt may take at most; fine-tuning stops early to "
+        "stay within it (60; 0: no limit)",
+    )
     f.add_argument(
         "--calibrate",
         action=argparse.BooleanOptionalAction,

@@ -155,10 +155,11 @@ def test_fuse_adapt(capsys, scene, pnn_file, tmp_path):
     code, _, err = run_cli(
         capsys, "fuse", model_path, "--ms", ms_path, "--pan", pan_path,
         "--sensor", "qb", "-o", out, "--tile", 64, "--adapt", "--adapt-steps", 1,
-        "--adapt-crop", 64,
+        "--adapt-crop", 64, "--adapt-time-limit", 0,
     )  # fmt: skip
     assert code == 0, err
     assert "Adapting on a 64 x 64 PAN crop for 1 steps" in err and out.is_file()
+    assert "1 step," in err  # the summary: steps run
 
 
 def test_fuse_calibrate(capsys, scene, pnn_file, tmp_path):
@@ -285,6 +286,10 @@ def test_usage_error_exit_code(capsys):
         code, _, err = run_cli(capsys, "fuse", "m", "--ms", "a", "--pan", "b",
                                "--sensor", "qb", "-o", "x", "--cache-mb", bad)  # fmt: skip
         assert code == 2 and "--cache-mb" in err
+        code, _, err = run_cli(capsys, "fuse", "m", "--ms", "a", "--pan", "b",
+                               "--sensor", "qb", "-o", "x", "--adapt-time-limit",
+                               bad)  # fmt: skip
+        assert code == 2 and "--adapt-time-limit" in err
 
 
 # --------------------------------------------------------------------------

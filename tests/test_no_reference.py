@@ -273,9 +273,11 @@ def test_adapt_lowers_loss_and_keeps_shape_and_scale():
         batch_size=4,
         patch_size=32,
         learning_rate=2e-3,
+        time_limit=None,  # all 15 steps, however busy the machine
         verbose=0,
     )
     assert res.improved and res.loss_after < res.loss_before
+    assert res.steps == 15
     assert res.fused.shape == (100, 100, 4)
     # DN in, DN out: same scale as the MS.
     assert 0.5 < res.fused.mean() / ms.mean() < 1.5
@@ -407,6 +409,42 @@ def test_adapt_errors():
         kp.adapt(model, ms, pan[:-4], sensor="qb")
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         kp.adapt(model, ms, pan, sensor="qb", learning_rate=0.0)
+    with pytest.raises(ValueError, match="time_limit must be > 0"):
+        kp.adapt(model, ms, pan, sensor="qb", time_limit=0.0)
+
+
+def test_time_limit_projects_the_next_step_and_the_reserve(monkeypatch):
+    from keras_pansharp import adaptation
+
+    # A 4 s first step (tracing), then 1 s steps; 3 s of work after fitting.
+    clock = iter([0.0, 4.0] + [t for s in range(4, 40) for t in (s, s + 1.0)])
+    monkeypatch.setattr(adaptation.time, "perf_counter", lambda: next(clock))
+
+    class Model:
+        stop_training = False
+
+    cb = adaptation._TimeLimit(start=0.0, limit=20.0, reserve=3.0)
+    cb.set_model(Model())
+    while not cb.model.stop_training:
+        cb.on_train_batch_begin(0)
+        cb.on_train_batch_end(0)
+    # It stops at t = 17 s: 17 + one 1 s step + 3 s would pass 20 s.
+    assert cb.stopped and len(cb.durations) == 14
+    assert cb.durations[0] == 4.0 and cb.durations[-1] == 1.0
+
+
+def test_adapt_stops_at_the_time_limit():
+    rng = np.random.default_rng(12)
+    ms, pan = _scene(rng, h=12)
+    keras.utils.set_random_seed(0)
+    model = _tiny_pantiny()
+    kw = {"sensor": "qb", "steps": 5, "batch_size": 2, "patch_size": 32}
+    # A limit already passed: the first step still runs, then it stops.
+    res = kp.adapt(model, ms, pan, time_limit=1e-3, verbose=0, **kw)
+    assert res.steps == 1
+    assert "1 step," in res.summary()
+    res = kp.adapt(model, ms, pan, time_limit=None, verbose=0, **kw)
+    assert res.steps == 5
 
 
 @pytest.mark.large
@@ -420,7 +458,14 @@ def test_adapt_on_real_crop(shared_path):
     ms, pan = scene.ms[:32, :32], scene.pan[:128, :128]
     keras.utils.set_random_seed(0)
     res = kp.adapt(
-        _tiny_pantiny(), ms, pan, sensor="qb", steps=10, batch_size=4, verbose=0
+        _tiny_pantiny(),
+        ms,
+        pan,
+        sensor="qb",
+        steps=10,
+        batch_size=4,
+        time_limit=None,
+        verbose=0,
     )
     assert res.loss_after < res.loss_before
     assert res.fused.shape == (128, 128, 4)
