@@ -73,6 +73,7 @@ def main(argv):
                 blends=[float(f) for f in FLAGS.adapt_blends],
                 learning_rate=FLAGS.adapt_learning_rate,
                 time_limit=FLAGS.adapt_time_limit or None,
+                loss_weights={"epsilon": FLAGS.adapt_epsilon},
                 verbose=0,
             )
             seconds = time.perf_counter() - t

@@ -85,6 +85,12 @@ flags.DEFINE_float(
     "kp.adapt's time_limit in seconds (0: none); the steps run are saved as "
     "adapt_steps in the JSON.",
 )
+flags.DEFINE_float(
+    "adapt_epsilon",
+    kp.adaptation.ADAPT_DEFAULTS["loss_weights"]["epsilon"],
+    "Weight of HQNR's D_lambda^K in kp.adapt's loss (loss_weights epsilon; 0: "
+    "the pretraining recipe's loss).",
+)
 flags.DEFINE_string("output_dir", "runs/generalization", "Output directory.")
 flags.DEFINE_bool(
     "save_weights",
@@ -182,6 +188,7 @@ def evaluate_scene(model, scene, name: str) -> dict:
             blends=[float(f) for f in FLAGS.adapt_blends],
             learning_rate=FLAGS.adapt_learning_rate,
             time_limit=FLAGS.adapt_time_limit or None,
+            loss_weights={"epsilon": FLAGS.adapt_epsilon},
             seed=FLAGS.seed,
             verbose=0,
         )

@@ -51,6 +51,9 @@ ADAPT_DEFAULTS = {
     "learning_rate": 3e-4,
     "blends": (0.5,),
     "time_limit": 60.0,
+    # Added to the pretraining recipe's loss: HQNR's own D_lambda^K at PAN
+    # scale, weighted as the recipe's MS-scale D_lambda (beta 2.5).
+    "loss_weights": {"epsilon": 2.5},
 }
 
 
@@ -312,8 +315,12 @@ def adapt(
             the default 100 steps of a 1024^2 scene usually fit; a slower or
             busier machine runs fewer (`AdaptResult.steps`), so results
             depend on the machine unless it is None.
-        loss_weights: `NoReferenceLoss` arguments overriding
-            `recipes.NO_REFERENCE_LOSS` (the pretraining recipe's weights).
+        loss_weights: `NoReferenceLoss` arguments overriding the default
+            loss: `recipes.NO_REFERENCE_LOSS` (the pretraining recipe's
+            weights) with `epsilon=2.5` (`ADAPT_DEFAULTS["loss_weights"]`:
+            HQNR's D_lambda^K at PAN scale, the spectral half of the index
+            the candidates are chosen by). `{"epsilon": 0}` gives the
+            pretraining loss.
         supervised_weight: if > 0, also train on crops of the scene's own
             Wald-degraded copy, whose reference is the scene's MS (still no
             external ground truth), with the paper's supervised loss at this
@@ -410,6 +417,7 @@ def adapt(
         np.random.default_rng([seed + 1, 0, 0]), max(batch_size, 8), augment=False
     )
     weights = dict(recipes.NO_REFERENCE_LOSS)
+    weights.update(ADAPT_DEFAULTS["loss_weights"])
     weights.update(loss_weights or {})
     if supervised_weight > 0:
         weights["supervised_weight"] = float(supervised_weight)

@@ -63,6 +63,10 @@ def _reference_terms(target, fused, gains_list, block, hw=2):
     a, dg = _block_centered(ms.copy(), block, block)
     b, df = _block_centered(repro.copy(), block, block)
     d_lambda_k = 1.0 - float(np.mean(_q2n_blocks(a, dg, b, df, n)))
+    # HQNR's D_lambda^K: LMS against the MTF-filtered fusion at PAN scale.
+    a, dg = _block_centered(lms.copy(), 32, 32)
+    b, df = _block_centered(low.copy(), 32, 32)
+    d_lambda_k_pan = 1.0 - float(np.mean(_q2n_blocks(a, dg, b, df, n)))
     rho = _local_corr_valid(fused, np.repeat(pan, c, -1), hw)
     x = 1.0 - np.maximum(rho, -1.0)
     t = thr[hw:-hw, hw:-hw]
@@ -98,6 +102,7 @@ def _reference_terms(target, fused, gains_list, block, hw=2):
         "d_lambda_k": d_lambda_k,
         "structural": structural,
         "d_s": d_s,
+        "d_lambda_k_pan": d_lambda_k_pan,
     }
 
 
@@ -115,7 +120,7 @@ def test_loss_terms_match_numpy_reference():
     rng = np.random.default_rng(0)
     sensors = ("qb", "geoeye1")
     y_true, y_pred = _sample_targets(rng, sensors)
-    loss = NoReferenceLoss(list(sensors), block_size=8, delta=0.5)
+    loss = NoReferenceLoss(list(sensors), block_size=8, delta=0.5, epsilon=0.7)
     terms = loss.terms(y_true.astype("float32"), y_pred.astype("float32"))
     gains = [kp.get_sensor(s).ms_gnyq for s in sensors]
     for i in range(2):
@@ -131,6 +136,7 @@ def test_loss_terms_match_numpy_reference():
         + 1.25 * r["d_lambda_k"]
         + 3.75 * r["structural"]
         + 0.5 * r["d_s"]
+        + 0.7 * r["d_lambda_k_pan"]
         for r in (
             _reference_terms(y_true[i].astype("float64"), y_pred[i], gains, 8)
             for i in range(2)
@@ -164,10 +170,11 @@ def test_loss_is_zero_spectral_for_consistent_image_and_has_gradients():
 
 
 def test_loss_config_round_trip_and_errors():
-    loss = NoReferenceLoss(["qb", "wv3_rgbn"], alpha=0.1, gamma=5.0)
+    loss = NoReferenceLoss(["qb", "wv3_rgbn"], alpha=0.1, gamma=5.0, epsilon=2.0)
     config = loss.get_config()
     again = NoReferenceLoss.from_config(config)
     assert again.sensors == loss.sensors and again.gamma == 5.0
+    assert again.epsilon == 2.0
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(restored, NoReferenceLoss) and restored.alpha == 0.1
     with pytest.raises(ValueError, match="same band count"):
@@ -176,6 +183,8 @@ def test_loss_config_round_trip_and_errors():
         loss(np.zeros((1, 32, 32, 5), "float32"), np.zeros((1, 32, 32, 4), "float32"))
     with pytest.raises(ValueError, match="alpha"):
         NoReferenceLoss("qb", alpha=-1)
+    with pytest.raises(ValueError, match="epsilon"):
+        NoReferenceLoss("qb", epsilon=float("nan"))
 
 
 def test_threshold_matches_sliding_window_correlation():
@@ -431,6 +440,36 @@ def test_time_limit_projects_the_next_step_and_the_reserve(monkeypatch):
     # It stops at t = 17 s: 17 + one 1 s step + 3 s would pass 20 s.
     assert cb.stopped and len(cb.durations) == 14
     assert cb.durations[0] == 4.0 and cb.durations[-1] == 1.0
+
+
+def test_adapt_default_loss_adds_hqnr_spectral_term(monkeypatch):
+    from keras_pansharp import adaptation
+
+    seen = []
+
+    class Spy(NoReferenceLoss):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(adaptation, "NoReferenceLoss", Spy)
+    rng = np.random.default_rng(13)
+    ms, pan = _scene(rng, h=12)
+    model = _tiny_pantiny()
+    kw = {"sensor": "qb", "steps": 1, "batch_size": 2, "patch_size": 32}
+    kp.adapt(model, ms, pan, evaluate=False, verbose=0, **kw)
+    kp.adapt(
+        model,
+        ms,
+        pan,
+        evaluate=False,
+        verbose=0,
+        loss_weights={"epsilon": 0.0, "gamma": 1.0},
+        **kw,
+    )
+    recipe = kp.recipes.NO_REFERENCE_LOSS
+    assert seen[0] == {**recipe, "epsilon": 2.5}
+    assert seen[1] == {**recipe, "epsilon": 0.0, "gamma": 1.0}
 
 
 def test_adapt_stops_at_the_time_limit():

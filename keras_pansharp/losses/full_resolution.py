@@ -40,7 +40,11 @@ Optionally (`delta > 0`) a fourth term is QNR's own spatial distortion
 `D_s = mean_b |Q(F_b, PAN) - Q(LMS_b, PAN_LP)|` (block UIQI on `ds_block`
 blocks at PAN scale, `PAN_LP = interp23tap(imresize(PAN, 1/4))`), the
 no-reference criterion of unsupervised QNR-loss pan-sharpening; it is not
-part of lambda-PNN.
+part of lambda-PNN. Likewise (`epsilon > 0`) HQNR's own spectral index,
+Khan's `D_lambda^K = 1 - Q2n(LMS, MTF(F))` at PAN scale on `ds_block` blocks
+without decimation (the toolbox's definition; REFERENCE section 6), can be
+added: with `delta` the loss then holds both factors of
+`HQNR = (1 - D_lambda^K)(1 - D_s)` on each crop.
 
 The target (`y_true`) is packed channels-last as
 `[lms (C) | pan (1) | pan_lp (1) | threshold (C) | sensor index (1)]`,
@@ -300,6 +304,8 @@ class NoReferenceLoss(keras.losses.Loss):
         beta: weight of Khan's D_lambda (1 - Q2n) at MS scale.
         gamma: weight of the thresholded structural term.
         delta: weight of QNR's D_s term (0: lambda-PNN's loss).
+        epsilon: weight of HQNR's D_lambda^K at PAN scale (`1 - Q2n(LMS,
+            MTF(F))` on `ds_block` blocks, no decimation; 0: not computed).
         block_size: Q2n block side at MS scale (32); smaller crops use their
             whole MS size as one block.
         corr_half_width: half-width of the structural term's windows
@@ -328,6 +334,7 @@ class NoReferenceLoss(keras.losses.Loss):
         beta: float = 1.25,
         gamma: float = 3.75,
         delta: float = 0.0,
+        epsilon: float = 0.0,
         block_size: int = 32,
         corr_half_width: int = 2,
         ds_block: int = 32,
@@ -343,6 +350,7 @@ class NoReferenceLoss(keras.losses.Loss):
             (beta, "beta"),
             (gamma, "gamma"),
             (delta, "delta"),
+            (epsilon, "epsilon"),
             (supervised_weight, "supervised_weight"),
         ):
             if not (np.isfinite(w) and w >= 0):
@@ -356,6 +364,7 @@ class NoReferenceLoss(keras.losses.Loss):
         self.beta = float(beta)
         self.gamma = float(gamma)
         self.delta = float(delta)
+        self.epsilon = float(epsilon)
         self.supervised_weight = float(supervised_weight)
         from keras_pansharp.losses.supervised import PanSharpLoss
 
@@ -382,6 +391,21 @@ class NoReferenceLoss(keras.losses.Loss):
         Returns:
             `(B, H / 4, W / 4, C)`.
         """
+        return self._mtf(y_pred, sensor_index, RATIO)
+
+    def lowpass(self, y_pred, sensor_index=None):
+        """MTF-filter at PAN scale (replicate borders), no decimation.
+
+        Args:
+            y_pred: `(B, H, W, C)`.
+            sensor_index: `(B,)` index into `sensors` (default all 0).
+
+        Returns:
+            `(B, H, W, C)`.
+        """
+        return self._mtf(y_pred, sensor_index, 1)
+
+    def _mtf(self, y_pred, sensor_index, stride: int):
         c = self.bands
         if y_pred.shape[-1] != c:
             raise ValueError(
@@ -389,9 +413,11 @@ class NoReferenceLoss(keras.losses.Loss):
                 f"{y_pred.shape[-1]}."
             )
         half = MTF_SIZE // 2
-        x = replicate_pad(y_pred, half)[:, 2:, 2:, :]
+        x = replicate_pad(y_pred, half)
+        if stride > 1:  # the decimation keeps pixels [2::4, 2::4]
+            x = x[:, 2:, 2:, :]
         k = ops.cast(self._kernels, y_pred.dtype)
-        out = ops.depthwise_conv(x, k, strides=RATIO, padding="valid")
+        out = ops.depthwise_conv(x, k, strides=stride, padding="valid")
         s = len(self.sensors)
         if s == 1:
             return out
@@ -401,7 +427,8 @@ class NoReferenceLoss(keras.losses.Loss):
         return ops.sum(out * onehot[:, None, None, None, :], axis=-1)
 
     def terms(self, y_true, y_pred) -> dict:
-        """Per-sample terms: `ergas`, `d_lambda_k`, `structural` and `d_s`.
+        """Per-sample terms: `ergas`, `d_lambda_k`, `structural`, `d_s` and
+        `d_lambda_k_pan` (the last two when their weights are > 0).
 
         Returns:
             Dict of `(B,)` tensors (unweighted).
@@ -441,6 +468,10 @@ class NoReferenceLoss(keras.losses.Loss):
             q_hr = block_uiqi(y_pred, pan, big)
             q_lr = block_uiqi(lms, pan_lp, big)
             out["d_s"] = ops.mean(ops.abs(q_hr - q_lr), axis=-1)
+        if self.epsilon:
+            big = min(self.ds_block, y_pred.shape[1], y_pred.shape[2])
+            low = self.lowpass(y_pred, sid[:, 0, 0])
+            out["d_lambda_k_pan"] = 1.0 - q2n_blocks(lms, low, big)
         if self.supervised_weight:
             if gt is None:
                 raise ValueError(
@@ -459,6 +490,7 @@ class NoReferenceLoss(keras.losses.Loss):
             + self.beta * t["d_lambda_k"]
             + self.gamma * t["structural"]
             + (self.delta * t["d_s"] if self.delta else 0.0)
+            + (self.epsilon * t["d_lambda_k_pan"] if self.epsilon else 0.0)
             + (
                 self.supervised_weight * t["supervised"]
                 if self.supervised_weight
@@ -474,6 +506,7 @@ class NoReferenceLoss(keras.losses.Loss):
             beta=self.beta,
             gamma=self.gamma,
             delta=self.delta,
+            epsilon=self.epsilon,
             block_size=self.block_size,
             corr_half_width=self.corr_half_width,
             ds_block=self.ds_block,
