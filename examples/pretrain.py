@@ -4,7 +4,10 @@ PanTiny (4 bands: blue, green, red, NIR; inputs divided by each sensor's max
 DN) trained on random crops of real full-resolution scenes of several
 sensors at once with the no-reference `NoReferenceLoss` (lambda-PNN's
 spectral + structural consistency), flips/transpositions and radiometric
-augmentation. The scenes are those of `../shared/data` (`real_scenes.py`).
+augmentation, plus crops of each scene's own Wald-degraded copy with its MS
+as the reference and the paper's supervised loss (`--reduced_resolution
+--supervised_weight=1`, the default; still no external ground truth). The
+scenes are those of `../shared/data` (`real_scenes.py`).
 
 Reproduce the shipped file (the model card records seed, data, steps, wall
 time and SHA-256):
@@ -56,10 +59,15 @@ flags.DEFINE_float("delta", _LOSS["delta"], "Weight of the QNR D_s term.")
 flags.DEFINE_integer("block_size", _LOSS["block_size"], "Q2n block (MS pixels).")
 flags.DEFINE_list("pan_gain", ["0.5", "2.5"], "PAN gain augmentation range.")
 flags.DEFINE_bool(
-    "reduced_resolution", False, "Also train on Wald-degraded copies (scale aug)."
+    "reduced_resolution",
+    True,
+    "Also train on each scene's Wald-degraded copy (its MS as the reference).",
 )
 flags.DEFINE_float(
-    "supervised_weight", 0.0, "Supervised loss weight on reduced-resolution crops."
+    "supervised_weight",
+    1.0,
+    "Supervised loss weight on the reduced-resolution crops (0: no-reference "
+    "loss only, the recipe of the previous shipped weights).",
 )
 flags.DEFINE_integer("synthetic", 0, "Add this many synthetic scenes (WV2/WV3/GF2).")
 flags.DEFINE_integer("seed", 0, "Random seed (weights and crops).")

@@ -44,11 +44,12 @@ PANTINY_PRESETS: dict[str, dict] = {
         "body_depth": 3,
         "calibrate_details": True,
         "weights": "pantiny_multisensor.weights.h5",
-        "sha256": "ad92f6efb53288dd03f43a9620fcf621936beeea0155b994bd04b5c47e28fe37",
+        "sha256": "92d6060898ce56728f3df1bde77929ee9c88546230cf58be2e77497e59804244",
         "description": "Pretrained PanTiny (4 bands: blue, green, red, NIR; "
-        "inputs divided by the sensor's max DN), trained without ground truth "
-        "on real full-resolution scenes of 6 sensor types "
-        "(docs/model_card.md).",
+        "inputs divided by the sensor's max DN), trained on five real scenes "
+        "of four sensors with the no-reference loss at full resolution and "
+        "the supervised loss on their own Wald-degraded copies (no external "
+        "ground truth; docs/model_card.md).",
     },
 }
 
