@@ -135,7 +135,6 @@ class _TimeLimit(keras.callbacks.Callback):
         super().__init__()
         self.start, self.limit, self.reserve = start, limit, reserve
         self.durations: list[float] = []
-        self.stopped = False
         self._t = 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -148,7 +147,6 @@ class _TimeLimit(keras.callbacks.Callback):
         step = sum(later) / len(later)
         if now - self.start + step + self.reserve > self.limit:
             self.model.stop_training = True
-            self.stopped = True
 
 
 def _check_scale(
@@ -458,7 +456,7 @@ def adapt(
 
     tuned.fit(data, epochs=1, verbose=verbose, callbacks=callbacks)
     steps_run = len(callbacks[0].durations) if callbacks else steps
-    if callbacks and callbacks[0].stopped and verbose:
+    if steps_run < steps and verbose:
         print(
             f"adapt: stopped after {steps_run} of {steps} steps to stay within "
             f"time_limit={time_limit:g} s."

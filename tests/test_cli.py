@@ -162,6 +162,18 @@ def test_fuse_adapt(capsys, scene, pnn_file, tmp_path):
     assert "1 step," in err  # the summary: steps run
 
 
+def test_fuse_adapt_defaults_are_adapts():
+    # The parser keeps keras out of start-up, so it repeats adapt's defaults.
+    from keras_pansharp.adaptation import ADAPT_DEFAULTS
+    from keras_pansharp.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["fuse", "m", "--ms", "a", "--pan", "b", "--sensor", "qb", "-o", "x"]
+    )
+    assert args.adapt_time_limit == ADAPT_DEFAULTS["time_limit"]
+    assert args.adapt_steps == ADAPT_DEFAULTS["steps"]
+
+
 def test_fuse_calibrate(capsys, scene, pnn_file, tmp_path):
     import keras_pansharp as kp
 

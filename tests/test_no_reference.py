@@ -438,7 +438,7 @@ def test_time_limit_projects_the_next_step_and_the_reserve(monkeypatch):
         cb.on_train_batch_begin(0)
         cb.on_train_batch_end(0)
     # It stops at t = 17 s: 17 + one 1 s step + 3 s would pass 20 s.
-    assert cb.stopped and len(cb.durations) == 14
+    assert cb.model.stop_training and len(cb.durations) == 14
     assert cb.durations[0] == 4.0 and cb.durations[-1] == 1.0
 
 

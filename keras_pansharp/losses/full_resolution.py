@@ -463,13 +463,13 @@ class NoReferenceLoss(keras.losses.Loss):
         worst = ops.cast(x > t, x.dtype)
         structural = ops.mean(x * worst, axis=(1, 2, 3))
         out = {"ergas": ergas, "d_lambda_k": d_lambda_k, "structural": structural}
+        # D_s and HQNR's D_lambda^K use the same PAN-scale blocks.
+        big = min(self.ds_block, y_pred.shape[1], y_pred.shape[2])
         if self.delta:
-            big = min(self.ds_block, y_pred.shape[1], y_pred.shape[2])
             q_hr = block_uiqi(y_pred, pan, big)
             q_lr = block_uiqi(lms, pan_lp, big)
             out["d_s"] = ops.mean(ops.abs(q_hr - q_lr), axis=-1)
         if self.epsilon:
-            big = min(self.ds_block, y_pred.shape[1], y_pred.shape[2])
             low = self.lowpass(y_pred, sid[:, 0, 0])
             out["d_lambda_k_pan"] = 1.0 - q2n_blocks(lms, low, big)
         if self.supervised_weight:
