@@ -73,7 +73,10 @@ def main(argv):
                 blends=[float(f) for f in FLAGS.adapt_blends],
                 learning_rate=FLAGS.adapt_learning_rate,
                 time_limit=FLAGS.adapt_time_limit or None,
-                loss_weights={"epsilon": FLAGS.adapt_epsilon},
+                loss_weights={
+                    "epsilon": FLAGS.adapt_epsilon,
+                    "gamma": FLAGS.adapt_gamma,
+                },
                 verbose=0,
             )
             seconds = time.perf_counter() - t

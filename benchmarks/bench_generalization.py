@@ -91,6 +91,14 @@ flags.DEFINE_float(
     "Weight of HQNR's D_lambda^K in kp.adapt's loss (loss_weights epsilon; 0: "
     "the pretraining recipe's loss).",
 )
+flags.DEFINE_float(
+    "adapt_gamma",
+    {**kp.recipes.NO_REFERENCE_LOSS, **kp.adaptation.ADAPT_DEFAULTS["loss_weights"]}[
+        "gamma"
+    ],
+    "Weight of lambda-PNN's structural (PAN correlation) term in kp.adapt's "
+    "loss (loss_weights gamma; the pretraining recipe's is 3.75).",
+)
 flags.DEFINE_string("output_dir", "runs/generalization", "Output directory.")
 flags.DEFINE_bool(
     "save_weights",
@@ -188,7 +196,7 @@ def evaluate_scene(model, scene, name: str) -> dict:
             blends=[float(f) for f in FLAGS.adapt_blends],
             learning_rate=FLAGS.adapt_learning_rate,
             time_limit=FLAGS.adapt_time_limit or None,
-            loss_weights={"epsilon": FLAGS.adapt_epsilon},
+            loss_weights={"epsilon": FLAGS.adapt_epsilon, "gamma": FLAGS.adapt_gamma},
             seed=FLAGS.seed,
             verbose=0,
         )

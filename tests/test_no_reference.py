@@ -442,7 +442,7 @@ def test_time_limit_projects_the_next_step_and_the_reserve(monkeypatch):
     assert cb.durations[0] == 4.0 and cb.durations[-1] == 1.0
 
 
-def test_adapt_default_loss_adds_hqnr_spectral_term(monkeypatch):
+def test_adapt_default_loss_adds_hqnr_spectral_term_drops_structural(monkeypatch):
     from keras_pansharp import adaptation
 
     seen = []
@@ -468,7 +468,7 @@ def test_adapt_default_loss_adds_hqnr_spectral_term(monkeypatch):
         **kw,
     )
     recipe = kp.recipes.NO_REFERENCE_LOSS
-    assert seen[0] == {**recipe, "epsilon": 2.5}
+    assert seen[0] == {**recipe, "epsilon": 2.5, "gamma": 0.0}
     assert seen[1] == {**recipe, "epsilon": 0.0, "gamma": 1.0}
 
 
