@@ -422,11 +422,25 @@ def test_adapt_errors():
         kp.adapt(model, ms, pan, sensor="qb", time_limit=0.0)
 
 
-def test_time_limit_projects_the_next_step_and_the_reserve(monkeypatch):
+@pytest.mark.parametrize(
+    "first, steps_run",
+    [
+        # A 4 s first step (tracing), then 1 s steps; 3 s of work after
+        # fitting: it stops at t = 17 s, as 17 + one 1 s step + 3 s would
+        # pass 20 s.
+        (4.0, 14),
+        # A 12 s first step is not the estimate of a step (12 + 12 + 3 s
+        # would pass 20 s after one step): the same stop at 17 s.
+        (12.0, 6),
+    ],
+)
+def test_time_limit_projects_the_next_step_and_the_reserve(
+    monkeypatch, first, steps_run
+):
     from keras_pansharp import adaptation
 
-    # A 4 s first step (tracing), then 1 s steps; 3 s of work after fitting.
-    clock = iter([0.0, 4.0] + [t for s in range(4, 40) for t in (s, s + 1.0)])
+    start = int(first)
+    clock = iter([0.0, first] + [t for s in range(start, 40) for t in (s, s + 1.0)])
     monkeypatch.setattr(adaptation.time, "perf_counter", lambda: next(clock))
 
     class Model:
@@ -437,31 +451,8 @@ def test_time_limit_projects_the_next_step_and_the_reserve(monkeypatch):
     while not cb.model.stop_training:
         cb.on_train_batch_begin(0)
         cb.on_train_batch_end(0)
-    # It stops at t = 17 s: 17 + one 1 s step + 3 s would pass 20 s.
-    assert cb.model.stop_training and len(cb.durations) == 14
-    assert cb.durations[0] == 4.0 and cb.durations[-1] == 1.0
-
-
-def test_time_limit_does_not_take_the_first_step_as_the_step_time(monkeypatch):
-    from keras_pansharp import adaptation
-
-    # A 12 s first step (tracing), then 1 s steps. Projected with the first
-    # step, 12 + 12 + 3 s would pass 20 s after one step; the steps after it
-    # leave room for four more.
-    clock = iter([0.0, 12.0] + [t for s in range(12, 40) for t in (s, s + 1.0)])
-    monkeypatch.setattr(adaptation.time, "perf_counter", lambda: next(clock))
-
-    class Model:
-        stop_training = False
-
-    cb = adaptation._TimeLimit(start=0.0, limit=20.0, reserve=3.0)
-    cb.set_model(Model())
-    while not cb.model.stop_training:
-        cb.on_train_batch_begin(0)
-        cb.on_train_batch_end(0)
-    # It stops at t = 17 s: 17 + one 1 s step + 3 s would pass 20 s.
-    assert len(cb.durations) == 6
-    assert cb.durations[0] == 12.0 and cb.durations[-1] == 1.0
+    assert len(cb.durations) == steps_run
+    assert cb.durations[0] == first and cb.durations[-1] == 1.0
 
 
 def test_adapt_default_loss_adds_hqnr_spectral_term_drops_structural(monkeypatch):
