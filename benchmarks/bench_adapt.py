@@ -29,7 +29,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import real_scenes  # noqa: E402
 from absl import app, flags  # noqa: E402
-from bench_generalization import CLASSICAL, classical, four_band, model_fuse, score  # noqa: E402
+from bench_generalization import (  # noqa: E402
+    CLASSICAL,
+    adapt_options,
+    classical,
+    four_band,
+    model_fuse,
+    score,
+)
 
 import keras_pansharp as kp  # noqa: E402
 
@@ -70,14 +77,8 @@ def main(argv):
                 pan,
                 sensor=sensor,
                 supervised_weight=sw,
-                blends=[float(f) for f in FLAGS.adapt_blends],
-                learning_rate=FLAGS.adapt_learning_rate,
-                time_limit=FLAGS.adapt_time_limit or None,
-                loss_weights={
-                    "epsilon": FLAGS.adapt_epsilon,
-                    "gamma": FLAGS.adapt_gamma,
-                },
                 verbose=0,
+                **adapt_options(),
             )
             seconds = time.perf_counter() - t
             s = score(

@@ -93,11 +93,10 @@ flags.DEFINE_float(
 )
 flags.DEFINE_float(
     "adapt_gamma",
-    {**kp.recipes.NO_REFERENCE_LOSS, **kp.adaptation.ADAPT_DEFAULTS["loss_weights"]}[
-        "gamma"
-    ],
+    kp.adaptation.ADAPT_DEFAULTS["loss_weights"]["gamma"],
     "Weight of lambda-PNN's structural (PAN correlation) term in kp.adapt's "
-    "loss (loss_weights gamma; the pretraining recipe's is 3.75).",
+    "loss (loss_weights gamma; the pretraining recipe's is "
+    f"{kp.recipes.NO_REFERENCE_LOSS['gamma']:g}).",
 )
 flags.DEFINE_string("output_dir", "runs/generalization", "Output directory.")
 flags.DEFINE_bool(
@@ -178,6 +177,16 @@ def score(fuse, ms, pan, sensor) -> dict:
     return out
 
 
+def adapt_options() -> dict:
+    """`kp.adapt` keyword arguments set by the `--adapt_*` flags."""
+    return {
+        "blends": [float(f) for f in FLAGS.adapt_blends],
+        "learning_rate": FLAGS.adapt_learning_rate,
+        "time_limit": FLAGS.adapt_time_limit or None,
+        "loss_weights": {"epsilon": FLAGS.adapt_epsilon, "gamma": FLAGS.adapt_gamma},
+    }
+
+
 def evaluate_scene(model, scene, name: str) -> dict:
     ms, pan, sensor = four_band(scene)
     rows = {
@@ -193,11 +202,8 @@ def evaluate_scene(model, scene, name: str) -> dict:
             ms,
             pan,
             sensor=sensor,
-            blends=[float(f) for f in FLAGS.adapt_blends],
-            learning_rate=FLAGS.adapt_learning_rate,
-            time_limit=FLAGS.adapt_time_limit or None,
-            loss_weights={"epsilon": FLAGS.adapt_epsilon, "gamma": FLAGS.adapt_gamma},
             seed=FLAGS.seed,
+            **adapt_options(),
             verbose=0,
         )
         rows["adapted"] = score(
