@@ -7,6 +7,7 @@ The NumPy references below are written from the authors' PyTorch code
 first where the reference is, with a sequential scan.
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -282,12 +283,14 @@ def scan_args(length, b=2, d=6, n=5):
     )
 
 
-def scan_gradients(args, chunk_size):
+def scan_gradients(args, chunk_size, method):
     """Gradients of `sum(selective_scan(...)**2)` w.r.t. u, delta, A, B, C."""
     u, delta, A, B, C, D, z, bias = args
 
     def loss(u, delta, A, B, C):
-        y = selective_scan(u, delta, A, B, C, D, z, bias, chunk_size=chunk_size)
+        y = selective_scan(
+            u, delta, A, B, C, D, z, bias, chunk_size=chunk_size, method=method
+        )
         return ops.sum(y * y)
 
     if keras.backend.backend() == "jax":
@@ -306,41 +309,53 @@ def scan_gradients(args, chunk_size):
 
 
 # ---------------------------------------------------------------------- tests
+METHODS = ["sequential", "associative"]
+
+
 class TestSelectiveScan(TestCase):
+    @pytest.mark.parametrize("method", METHODS)
     @pytest.mark.parametrize("length", [1, 2, 3, 5, 16, 37])
-    def test_linear_recurrence_matches_sequential(self, length):
+    def test_linear_recurrence_matches_sequential(self, length, method):
         rng = np.random.default_rng(length)
         a = rng.uniform(0.2, 1.0, (2, length, 3, 4))
         b = rng.normal(size=(2, length, 3, 4))
-        got = linear_recurrence(a.astype("float32"), b.astype("float32"))
+        got = linear_recurrence(a.astype("float32"), b.astype("float32"), method)
         self.assertAllClose(got, sequential_recurrence(a, b), atol=1e-5, rtol=1e-5)
 
+    @pytest.mark.parametrize("method", METHODS)
     @pytest.mark.parametrize("length,chunk_size", [(23, 0), (23, 8), (24, 8)])
-    def test_selective_scan_matches_numpy_reference(self, length, chunk_size):
+    def test_selective_scan_matches_numpy_reference(self, length, chunk_size, method):
         # chunk_size 8: scanned chunk by chunk, the state carried across
         # chunks (length 23: the last chunk is padded); 0: the whole sequence.
         args = scan_args(length)
         got = selective_scan(
-            *(a.astype("float32") for a in args), chunk_size=chunk_size
+            *(a.astype("float32") for a in args), chunk_size=chunk_size, method=method
         )
         t = lambda v: v.transpose(0, 2, 1)  # noqa: E731 - to (b, d, l)
         u, delta, A, B, C, D, z, bias = args
         ref = np_selective_scan_ref(t(u), t(delta), A, t(B), t(C), D, t(z), bias)
         self.assertAllClose(got, t(ref), atol=1e-5, rtol=1e-4)
 
-    def test_chunked_scan_gradients_equal_unchunked(self):
+    def test_scan_gradients_agree_across_methods_and_chunking(self):
         args = [a.astype("float32") for a in scan_args(21)]
-        # Gradients with respect to u, delta, A, B and C.
-        whole = scan_gradients(args, chunk_size=0)
-        chunked = scan_gradients(args, chunk_size=8)
-        for got, ref in zip(chunked, whole):
-            self.assertAllClose(got, ref, atol=1e-5, rtol=1e-4)
+        # Gradients with respect to u, delta, A, B and C, all against the
+        # whole associative scan.
+        whole = scan_gradients(args, chunk_size=0, method="associative")
+        for chunk_size, method in [
+            (8, "associative"),
+            (0, "sequential"),
+            (8, "sequential"),
+        ]:
+            other = scan_gradients(args, chunk_size=chunk_size, method=method)
+            for got, ref in zip(other, whole):
+                self.assertAllClose(got, ref, atol=1e-5, rtol=1e-4)
 
     @pytest.mark.skipif(
         keras.backend.backend() != "tensorflow",
         reason="unknown batch sizes exist only in TensorFlow graphs",
     )
-    def test_chunked_scan_with_unknown_batch_in_tf_graph(self):
+    @pytest.mark.parametrize("method", METHODS)
+    def test_chunked_scan_with_unknown_batch_in_tf_graph(self, method):
         import tensorflow as tf
 
         args = [a.astype("float32") for a in scan_args(19)]
@@ -348,39 +363,56 @@ class TestSelectiveScan(TestCase):
         specs += [tf.TensorSpec(args[2].shape)]
         specs += [tf.TensorSpec((None,) + a.shape[1:]) for a in args[3:5]]
         fn = tf.function(
-            lambda *a: selective_scan(*a, chunk_size=8), input_signature=specs
+            lambda *a: selective_scan(*a, chunk_size=8, method=method),
+            input_signature=specs,
         )
         got = fn(*args[:5])
-        whole = selective_scan(*args[:5], chunk_size=0)
+        whole = selective_scan(*args[:5], chunk_size=0, method="associative")
         self.assertAllClose(got, whole, atol=1e-5, rtol=1e-5)
 
-    def test_chunk_size_must_be_a_non_negative_int(self):
+    def test_chunk_size_and_method_are_checked(self):
         args = [a.astype("float32") for a in scan_args(5)]
         for bad in (-1, 2.5):
             with pytest.raises(ValueError, match="chunk_size"):
                 selective_scan(*args[:5], chunk_size=bad)
+        with pytest.raises(ValueError, match="method must be one of"):
+            selective_scan(*args[:5], method="parallel")
+        with pytest.raises(ValueError, match="method must be one of"):
+            linear_recurrence(args[0], args[0], method="loop")
 
-    def test_default_chunking_by_backend(self, monkeypatch):
-        # JAX chunks above CHUNK steps by default; TensorFlow scans whole up
-        # to TF_WHOLE_MAX steps and chunks longer sequences.
+    def test_default_method_by_device(self, monkeypatch):
+        monkeypatch.setattr(selective_scan_module, "_accelerator", lambda b: False)
+        assert selective_scan_module.default_method() == "sequential"
+        monkeypatch.setattr(selective_scan_module, "_accelerator", lambda b: True)
+        assert selective_scan_module.default_method() == "associative"
+
+    def test_default_chunking_by_method_and_backend(self, monkeypatch):
+        # Associative: JAX chunks above CHUNK steps by default; TensorFlow
+        # scans whole up to TF_WHOLE_MAX steps and chunks longer sequences.
+        # Sequential: chunks above SEQUENTIAL_CHUNK on every backend.
         calls = []
         real = selective_scan_module._chunked_scan
         monkeypatch.setattr(
             selective_scan_module,
             "_chunked_scan",
-            lambda *a: calls.append(a[-1]) or real(*a),
+            lambda *a: calls.append(a[-2:]) or real(*a),
         )
         monkeypatch.setattr(selective_scan_module, "CHUNK", 8)
+        monkeypatch.setattr(selective_scan_module, "SEQUENTIAL_CHUNK", 6)
         monkeypatch.setattr(selective_scan_module, "TF_WHOLE_MAX", 19)
         args = [a.astype("float32") for a in scan_args(19)]
-        selective_scan(*args[:5])
-        assert calls == ([8] if keras.backend.backend() == "jax" else [])
+        selective_scan(*args[:5], method="associative")
+        jax = keras.backend.backend() == "jax"
+        assert calls == ([(8, "associative")] if jax else [])
+        calls.clear()
+        selective_scan(*args[:5], method="sequential")
+        assert calls == [(6, "sequential")]
         calls.clear()
         args = [a.astype("float32") for a in scan_args(20)]
-        want = selective_scan(*args[:5], chunk_size=0)
+        want = selective_scan(*args[:5], chunk_size=0, method="associative")
         assert calls == []
-        got = selective_scan(*args[:5])
-        assert calls == [8]  # both backends chunk above TF_WHOLE_MAX
+        got = selective_scan(*args[:5], method="associative")
+        assert calls == [(8, "associative")]  # both backends chunk above TF_WHOLE_MAX
         self.assertAllClose(got, want, atol=1e-5, rtol=1e-5)
 
     @pytest.mark.skipif(
@@ -391,13 +423,19 @@ class TestSelectiveScan(TestCase):
         import tensorflow as tf
 
         spec = tf.TensorSpec((None, None, 3), tf.float32)
-        fn = tf.function(linear_recurrence, input_signature=[spec, spec])
         rng = np.random.default_rng(1)
-        for length in (1, 2, 7, 64):
-            a = rng.uniform(0.2, 1.0, (2, length, 3))
-            b = rng.normal(size=(2, length, 3))
-            got = fn(a.astype("float32"), b.astype("float32"))
-            self.assertAllClose(got, sequential_recurrence(a, b), atol=1e-5, rtol=1e-5)
+        for method in METHODS:
+            fn = tf.function(
+                functools.partial(linear_recurrence, method=method),
+                input_signature=[spec, spec],
+            )
+            for length in (1, 2, 7, 64):
+                a = rng.uniform(0.2, 1.0, (2, length, 3))
+                b = rng.normal(size=(2, length, 3))
+                got = fn(a.astype("float32"), b.astype("float32"))
+                self.assertAllClose(
+                    got, sequential_recurrence(a, b), atol=1e-5, rtol=1e-5
+                )
 
 
 class TestMamba(TestCase):

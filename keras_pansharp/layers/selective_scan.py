@@ -12,9 +12,30 @@ channels-last tensors:
     y_t   = <h_t, C_t> + D * u_t,   out = y * silu(z)
 
 The state recurrence is a first-order linear recurrence
-`h_t = a_t * h_{t-1} + b_t`, computed in parallel with an associative scan
-over the pairs `(a, b)` and the operator
-`(a1, b1) . (a2, b2) = (a1 * a2, a2 * b1 + b2)` (`linear_recurrence`).
+`h_t = a_t * h_{t-1} + b_t` (`linear_recurrence`), computed one of two ways
+(`method`):
+
+**Sequential** (the default on CPUs, `default_method()`): `keras.ops.scan`
+steps through the sequence, `h = a_t * h + b_t`, with `a` and `b` computed
+for a whole chunk at once outside the loop. `L` small steps, no more work
+than the recurrence itself. Measured on 2 CPU cores (forward and gradient of
+one scan, `(8, 4096, 64)` inputs, 16 states, `benchmarks/bench_selective_scan.py`
+style; the cores shared with a test run, so the ratios are what counts):
+TensorFlow 0.29 s and 1.4 s against the associative scan's 1.8 s and 4.4 s;
+JAX 0.20 s and 0.81 s against 0.49 s and 2.2 s; one `(1, 65536, 64)`
+forward: TensorFlow 0.91 s against 4.8 s, JAX 0.58 s against 1.1 s. Long
+sequences are cut into chunks of `SEQUENTIAL_CHUNK` steps carried by an
+outer `keras.ops.scan`, each chunk rematerialised for the gradient (see
+below); 512 lies between 256 (fastest for training batches) and 1024
+(fastest for one large image), both within about 1.6x of it. It also works
+when the length is unknown at trace time (a TensorFlow SavedModel with
+dynamic spatial dimensions).
+
+**Associative** (the default on GPUs and TPUs): a parallel scan over the
+pairs `(a, b)` with the operator
+`(a1, b1) . (a2, b2) = (a1 * a2, a2 * b1 + b2)`: `log2(L)` passes over the
+whole sequence, which keeps an accelerator busy but costs more than the
+sequential loop on a CPU:
 
 - When the sequence length is static (always under JAX, and under
   TensorFlow when the spatial size is known) `keras.ops.associative_scan` is
@@ -28,7 +49,7 @@ over the pairs `(a, b)` and the operator
 
 Both give the same values (up to float rounding).
 
-Under JAX, long static sequences (more than `CHUNK` steps, i.e. images above
+For the associative scan under JAX, long static sequences (more than `CHUNK` steps, i.e. images above
 32 x 32 tokens) are scanned chunk by chunk (`_chunked_scan`): `keras.ops.scan`
 carries the state `(batch, d, n)` from one chunk of `CHUNK` steps to the
 next, the `(batch, CHUNK, d, n)` tensors of a chunk exist only inside the
@@ -37,7 +58,7 @@ keeps only the chunk's `(batch, CHUNK, d)` inputs for the backward pass.
 Without it the `(batch, L, d, n)` states and the scan's log2(L) levels are
 all kept for the gradient: XLA asked for 402 GB to train Pan-Mamba on a
 16 x 128^2 batch (1.5 MB per PAN pixel); chunked, 2.7 GB for one 128^2
-patch instead of 25 GB. Under TensorFlow sequences up to `TF_WHOLE_MAX`
+patch instead of 25 GB. Under TensorFlow associative scans up to `TF_WHOLE_MAX`
 steps (64 x 64 tokens) are scanned whole, longer ones in chunks: there a
 chunk loop costs more time than it saves memory on short sequences (one
 scan's forward and gradient, `(1, L, 64)` inputs, 16 states: 0.37 s whole
@@ -46,20 +67,56 @@ whole scan's memory grows with L (1.3 GB against 0.27 GB at L = 16384, where
 chunked takes 1.6x the time), and Pan-Mamba runs 30 scans per image: its
 prediction of one 256 x 256 image peaks at 7.2 GB whole, 3.9 GB chunked
 (126 s against 140 s; 2 CPU cores shared with a training job).
-`selective_scan(..., chunk_size=...)` chooses explicitly.
+`selective_scan(..., chunk_size=..., method=...)` chooses explicitly.
 """
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import keras
 from keras import ops
 
-#: Steps per chunk of the chunked scan (`selective_scan`'s default under JAX).
+#: Steps per chunk of the chunked associative scan (its default under JAX).
 CHUNK = 1024
+#: Steps per chunk of the sequential scan (its default on every backend).
+SEQUENTIAL_CHUNK = 512
 #: Longest sequence scanned whole by default under TensorFlow (longer: chunks).
 TF_WHOLE_MAX = 4096
+
+
+METHODS = ("sequential", "associative")
+
+
+def _check_method(method) -> None:
+    if method not in METHODS:
+        raise ValueError(
+            f"selective_scan: method must be one of {METHODS}, got {method!r}."
+        )
+
+
+def default_method() -> str:
+    """The recurrence method `selective_scan` uses by default.
+
+    `"associative"` when the Keras backend sees a GPU or TPU (a parallel scan
+    keeps thousands of cores busy), else `"sequential"`: on a CPU the
+    associative scan's `log2(L)` passes over `(batch, L, d, n)` tensors cost
+    more than `L` small steps (forward and gradient of one scan, `(8, 4096,
+    64)` inputs, 16 states, 2 cores: TensorFlow 0.46 s and 1.9 s against
+    3.3 s and 7.4 s; JAX 0.13 s and 0.84 s against 0.89 s and 3.0 s).
+
+    Returns:
+        `"sequential"` or `"associative"`.
+    """
+    return "associative" if _accelerator(keras.backend.backend()) else "sequential"
+
+
+@functools.cache
+def _accelerator(backend: str) -> bool:
+    from keras_pansharp.utils.perf import has_accelerator
+
+    return has_accelerator()
 
 
 def _combine(left, right):
@@ -91,12 +148,37 @@ def _doubling_scan(a, b):
     return h
 
 
-def linear_recurrence(a, b):
+def _sequential_recurrence(a, b, h0=None):
+    """`h_t = a_t h_{t-1} + b_t` step by step (`keras.ops.scan`, any length).
+
+    `h0`: `(batch, ...)` state before the first step (zero if None).
+    """
+    perm = (1, 0) + tuple(range(2, len(a.shape)))  # time-major and back
+    if h0 is None:
+        h0 = ops.zeros_like(b[:, 0])
+
+    def step(h, ab):
+        h = ab[0] * h + ab[1]
+        # Keras' TensorFlow `scan` stacks outputs shaped like the carry.
+        return h, h
+
+    # One `(L, 2, batch, ...)` input: Keras 3.15's TensorFlow `scan` fails on
+    # several inputs whose length is unknown at trace time.
+    ab = ops.stack([ops.transpose(a, perm), ops.transpose(b, perm)], axis=1)
+    _, h = ops.scan(step, h0, ab)
+    return ops.transpose(h, perm)
+
+
+def linear_recurrence(a, b, method: str = "associative"):
     """All states of `h_t = a_t * h_{t-1} + b_t` with `h_{-1} = 0`.
 
     Args:
         a: `(batch, L, ...)` multipliers (Mamba: `exp(delta * A)`).
         b: `(batch, L, ...)` inputs, same shape as `a`.
+        method: `"associative"` (a parallel scan: `log2(L)` passes over the
+            whole sequence, fast on GPUs) or `"sequential"` (one step at a
+            time with `keras.ops.scan`: `L` small steps, no `log2(L)`
+            factor of work, fastest on CPUs).
 
     Returns:
         `(batch, L, ...)` tensor of the states `h_0 ... h_{L-1}`.
@@ -108,6 +190,9 @@ def linear_recurrence(a, b):
     >>> ops.convert_to_numpy(linear_recurrence(a, b))[0, :, 0].tolist()
     [1.0, 1.5, 1.75, 1.875]
     """
+    _check_method(method)
+    if method == "sequential":
+        return _sequential_recurrence(a, b)
     if a.shape[1] is not None:
         if a.shape[1] < 2:
             return b
@@ -129,6 +214,7 @@ def selective_scan(
     delta_bias=None,
     delta_softplus: bool = True,
     chunk_size: int | None = None,
+    method: str | None = None,
 ):
     """Mamba's selective scan, channels-last (`selective_scan_ref` semantics).
 
@@ -149,11 +235,19 @@ def selective_scan(
             gradient): the same values with memory for one chunk of states.
             None: `CHUNK` under JAX; on other backends `CHUNK` for
             sequences longer than `TF_WHOLE_MAX`, else the whole sequence;
-            0: the whole sequence.
+            0: the whole sequence. For `method="sequential"` the default is
+            `SEQUENTIAL_CHUNK` on every backend.
+        method: how the state recurrence is computed: `"sequential"` (one
+            step at a time, `keras.ops.scan`) or `"associative"` (parallel
+            scan; see `linear_recurrence`). None: `default_method()`,
+            sequential on CPUs and associative on GPUs/TPUs. Both give the
+            same values up to float rounding.
 
     Returns:
         `(batch, L, d)` output, the dtype of `u`.
     """
+    method = default_method() if method is None else method
+    _check_method(method)
     if delta_bias is not None:
         delta = delta + delta_bias
     if delta_softplus:
@@ -161,15 +255,18 @@ def selective_scan(
     length = u.shape[1]
     if chunk_size is None:
         long = length is not None and length > TF_WHOLE_MAX
-        chunk_size = CHUNK if keras.backend.backend() == "jax" or long else 0
+        if method == "sequential":
+            chunk_size = SEQUENTIAL_CHUNK
+        else:
+            chunk_size = CHUNK if keras.backend.backend() == "jax" or long else 0
     elif not (isinstance(chunk_size, numbers.Integral) and chunk_size >= 0):
         raise ValueError(
             f"selective_scan: chunk_size must be an int >= 0, got {chunk_size!r}."
         )
     if chunk_size and length is not None and length > chunk_size:
-        y = _chunked_scan(u, delta, A, B, C, int(chunk_size))
+        y = _chunked_scan(u, delta, A, B, C, int(chunk_size), method)
     else:
-        y = _scan(u, delta, A, B, C)
+        y = _scan(u, delta, A, B, C, method=method)
     if D is not None:
         y = y + u * D
     if z is not None:
@@ -177,7 +274,7 @@ def selective_scan(
     return y
 
 
-def _scan(u, delta, A, B, C, h0=None):
+def _scan(u, delta, A, B, C, h0=None, method="associative"):
     """`<h_t, C_t>` for all t, and the last state `h_{L-1}` if `h0` is given.
 
     `h0` (`(batch, d, n)`) is the state before the first step (zero if None).
@@ -185,16 +282,19 @@ def _scan(u, delta, A, B, C, h0=None):
     delta_e = ops.expand_dims(delta, -1)  # (batch, L, d, 1)
     delta_a = ops.exp(delta_e * A)  # (batch, L, d, n)
     delta_b_u = delta_e * ops.expand_dims(B, 2) * ops.expand_dims(u, -1)
-    if h0 is not None:
-        # h_0 = a_0 h_{-1} + b_0: fold the carried state into the first input.
-        first = delta_b_u[:, :1] + delta_a[:, :1] * ops.expand_dims(h0, 1)
-        delta_b_u = ops.concatenate([first, delta_b_u[:, 1:]], axis=1)
-    h = linear_recurrence(delta_a, delta_b_u)  # (batch, L, d, n)
+    if method == "sequential":
+        h = _sequential_recurrence(delta_a, delta_b_u, h0)  # (batch, L, d, n)
+    else:
+        if h0 is not None:
+            # h_0 = a_0 h_{-1} + b_0: fold the carried state into the first input.
+            first = delta_b_u[:, :1] + delta_a[:, :1] * ops.expand_dims(h0, 1)
+            delta_b_u = ops.concatenate([first, delta_b_u[:, 1:]], axis=1)
+        h = linear_recurrence(delta_a, delta_b_u)  # (batch, L, d, n)
     y = ops.sum(h * ops.expand_dims(C, 2), axis=-1)  # (batch, L, d)
     return y if h0 is None else (y, h[:, -1])
 
 
-def _chunked_scan(u, delta, A, B, C, size: int):
+def _chunked_scan(u, delta, A, B, C, size: int, method: str = "associative"):
     """`_scan` in chunks of `size` steps, state carried by `keras.ops.scan`.
 
     The sequence is padded at its end to whole chunks (a causal scan: the
@@ -214,7 +314,7 @@ def _chunked_scan(u, delta, A, B, C, size: int):
 
     @keras.remat
     def scan_chunk(h, u_c, delta_c, B_c, C_c, A):
-        return _scan(u_c, delta_c, A, B_c, C_c, h0=h)
+        return _scan(u_c, delta_c, A, B_c, C_c, h0=h, method=method)
 
     def body(carry, xs):
         h, A, _ = carry

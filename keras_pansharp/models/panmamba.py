@@ -41,16 +41,18 @@ Choices where the reference is ambiguous or tied to one setting:
   exist (non-trainable here, never read), so the parameter count is the
   reference's.
 - The Mamba mixers scan the image row by row (`b c h w -> b (h w) c`), one
-  direction, as the reference. The selective scan is a parallel associative
-  scan in `keras.ops` (`keras_pansharp.layers.selective_scan`) instead of
-  the CUDA kernel; same values.
+  direction, as the reference. The selective scan is written in `keras.ops`
+  (`keras_pansharp.layers.selective_scan`: a sequential `keras.ops.scan` on
+  CPUs, a parallel associative scan on GPUs/TPUs) instead of the CUDA
+  kernel; same values.
 - Initialisation is PyTorch's default for every convolution (weights and
   biases `U(+-1/sqrt(fan_in))`) and Mamba's own for the mixers.
 
 Memory: each of the 30 Mamba scans of a forward pass works on
-`(batch, H*W, 2 * filters, d_state)` states at PAN resolution. Under JAX
-above 1024 tokens (32 x 32 PAN pixels), and under TensorFlow above 4096
-(64 x 64), the scan runs chunk by chunk with rematerialisation
+`(batch, H*W, 2 * filters, d_state)` states at PAN resolution. The
+sequential scan (CPU) runs above 512 tokens chunk by chunk with
+rematerialisation; the associative one (GPU/TPU) under JAX above 1024
+tokens (32 x 32 PAN pixels), and under TensorFlow above 4096 (64 x 64)
 (`keras_pansharp.layers.selective_scan`), so those states exist for one
 chunk at a time; what remains are the mixers' `(batch, H*W,
 2 * filters)` activations, about 0.17 MB per PAN pixel when training under
