@@ -18,18 +18,19 @@ The state recurrence is a first-order linear recurrence
 **Sequential** (the default on CPUs, `default_method()`): `keras.ops.scan`
 steps through the sequence, `h = a_t * h + b_t`, with `a` and `b` computed
 for a whole chunk at once outside the loop. `L` small steps, no more work
-than the recurrence itself. Measured on 2 CPU cores (forward and gradient of
-one scan, `(8, 4096, 64)` inputs, 16 states, `benchmarks/bench_selective_scan.py`
-style; the cores shared with a test run, so the ratios are what counts):
-TensorFlow 0.29 s and 1.4 s against the associative scan's 1.8 s and 4.4 s;
-JAX 0.20 s and 0.81 s against 0.49 s and 2.2 s; one `(1, 65536, 64)`
-forward: TensorFlow 0.91 s against 4.8 s, JAX 0.58 s against 1.1 s. Long
-sequences are cut into chunks of `SEQUENTIAL_CHUNK` steps carried by an
-outer `keras.ops.scan`, each chunk rematerialised for the gradient (see
-below); 512 lies between 256 (fastest for training batches) and 1024
-(fastest for one large image), both within about 1.6x of it. It also works
-when the length is unknown at trace time (a TensorFlow SavedModel with
-dynamic spatial dimensions).
+than the recurrence itself. Measured on 2 idle CPU cores (one scan,
+`benchmarks/bench_selective_scan.py --modes=chunked`, 16 states; forward,
+then forward and gradient): `(8, 4096, 64)` inputs, TensorFlow 0.19 s and
+0.52 s against the associative scan's 1.27 s and 4.31 s, JAX 0.15 s and
+0.37 s against 0.29 s and 1.02 s; `(1, 65536, 64)`, TensorFlow 0.75 s and
+2.09 s against 2.57 s and 9.02 s, JAX 0.58 s and 1.47 s against 0.71 s
+and 1.58 s (docs/performance.md). Long sequences are cut into chunks of
+`SEQUENTIAL_CHUNK` steps carried by an outer `keras.ops.scan`, each chunk
+rematerialised for the gradient (see below); in one-off runs on shared
+cores chunks of 256 trained a batch fastest and chunks of 1024 predicted
+one large image fastest, and 512 lies between them. It also works when the
+length is unknown at trace time (a TensorFlow SavedModel with dynamic
+spatial dimensions).
 
 **Associative** (the default on GPUs and TPUs): a parallel scan over the
 pairs `(a, b)` with the operator
@@ -49,8 +50,8 @@ sequential loop on a CPU:
 
 Both give the same values (up to float rounding).
 
-For the associative scan under JAX, long static sequences (more than `CHUNK` steps, i.e. images above
-32 x 32 tokens) are scanned chunk by chunk (`_chunked_scan`): `keras.ops.scan`
+For the associative scan under JAX, long static sequences (more than
+`CHUNK` steps, i.e. images above 32 x 32 tokens) are scanned chunk by chunk (`_chunked_scan`): `keras.ops.scan`
 carries the state `(batch, d, n)` from one chunk of `CHUNK` steps to the
 next, the `(batch, CHUNK, d, n)` tensors of a chunk exist only inside the
 loop body, and the body is rematerialised (`keras.remat`) so that training
@@ -58,8 +59,8 @@ keeps only the chunk's `(batch, CHUNK, d)` inputs for the backward pass.
 Without it the `(batch, L, d, n)` states and the scan's log2(L) levels are
 all kept for the gradient: XLA asked for 402 GB to train Pan-Mamba on a
 16 x 128^2 batch (1.5 MB per PAN pixel); chunked, 2.7 GB for one 128^2
-patch instead of 25 GB. Under TensorFlow associative scans up to `TF_WHOLE_MAX`
-steps (64 x 64 tokens) are scanned whole, longer ones in chunks: there a
+patch instead of 25 GB. Under TensorFlow associative scans up to
+`TF_WHOLE_MAX` steps (64 x 64 tokens) are scanned whole, longer ones in chunks: there a
 chunk loop costs more time than it saves memory on short sequences (one
 scan's forward and gradient, `(1, L, 64)` inputs, 16 states: 0.37 s whole
 against 1.06 s chunked at L = 4096, for about 0.3 GB either way), but the
@@ -103,8 +104,8 @@ def default_method() -> str:
     keeps thousands of cores busy), else `"sequential"`: on a CPU the
     associative scan's `log2(L)` passes over `(batch, L, d, n)` tensors cost
     more than `L` small steps (forward and gradient of one scan, `(8, 4096,
-    64)` inputs, 16 states, 2 cores: TensorFlow 0.46 s and 1.9 s against
-    3.3 s and 7.4 s; JAX 0.13 s and 0.84 s against 0.89 s and 3.0 s).
+    64)` inputs, 16 states, 2 idle cores: TensorFlow 0.52 s against 4.31 s,
+    JAX 0.37 s against 1.02 s).
 
     Returns:
         `"sequential"` or `"associative"`.
@@ -179,10 +180,11 @@ def _recurrence_with_gradient(a, b, h0):
     """`_time_major_scan` with its gradient written as one reverse scan.
 
     Autodiff of the loop would step back through it one step at a time (on
-    2 CPU cores, forward and gradient of one scan, `(8, 4096, 64)` inputs,
-    16 states: TensorFlow 1.26 s against 0.52 s with this gradient, JAX
-    0.49 s against 0.37 s). With `g_t = dL/dh_t + a_{t+1} g_{t+1}` (a recurrence run backwards):
-    `dL/db_t = g_t`, `dL/da_t = g_t h_{t-1}` and `dL/dh0 = a_0 g_0`.
+    2 idle CPU cores, forward and gradient of one scan, `(8, 4096, 64)`
+    inputs, 16 states: TensorFlow 1.26 s against 0.52 s with this gradient,
+    JAX 0.49 s against 0.37 s). With `g_t = dL/dh_t + a_{t+1} g_{t+1}` (a
+    recurrence run backwards): `dL/db_t = g_t`, `dL/da_t = g_t h_{t-1}` and
+    `dL/dh0 = a_0 g_0`.
     """
     h = _time_major_scan(a, b, h0)
 
