@@ -323,8 +323,9 @@ def adapt(
             long as the "before" prediction and scores took, once per
             candidate, plus 5 % of the limit) would pass it; at least one
             step runs. On 2 CPU cores the default 100 steps of a 1024^2
-            scene usually fit; a slower or busier machine runs fewer (`AdaptResult.steps`), so results
-            depend on the machine unless it is None.
+            scene usually fit; a slower or busier machine runs fewer
+            (`AdaptResult.steps`), so results depend on the machine unless
+            it is None.
         loss_weights: `NoReferenceLoss` arguments overriding the default
             loss: `recipes.NO_REFERENCE_LOSS` (the pretraining recipe's
             weights) with `epsilon=2.5` and `gamma=0`

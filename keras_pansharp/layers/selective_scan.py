@@ -50,24 +50,25 @@ sequential loop on a CPU:
 
 Both give the same values (up to float rounding).
 
-For the associative scan under JAX, long static sequences (more than
-`CHUNK` steps, i.e. images above 32 x 32 tokens) are scanned chunk by chunk (`_chunked_scan`): `keras.ops.scan`
-carries the state `(batch, d, n)` from one chunk of `CHUNK` steps to the
-next, the `(batch, CHUNK, d, n)` tensors of a chunk exist only inside the
-loop body, and the body is rematerialised (`keras.remat`) so that training
-keeps only the chunk's `(batch, CHUNK, d)` inputs for the backward pass.
-Without it the `(batch, L, d, n)` states and the scan's log2(L) levels are
-all kept for the gradient: XLA asked for 402 GB to train Pan-Mamba on a
-16 x 128^2 batch (1.5 MB per PAN pixel); chunked, 2.7 GB for one 128^2
-patch instead of 25 GB. Under TensorFlow associative scans up to
-`TF_WHOLE_MAX` steps (64 x 64 tokens) are scanned whole, longer ones in chunks: there a
-chunk loop costs more time than it saves memory on short sequences (one
-scan's forward and gradient, `(1, L, 64)` inputs, 16 states: 0.37 s whole
-against 1.06 s chunked at L = 4096, for about 0.3 GB either way), but the
-whole scan's memory grows with L (1.3 GB against 0.27 GB at L = 16384, where
-chunked takes 1.6x the time), and Pan-Mamba runs 30 scans per image: its
-prediction of one 256 x 256 image peaks at 7.2 GB whole, 3.9 GB chunked
-(126 s against 140 s; 2 CPU cores shared with a training job).
+For the associative scan under JAX, long static sequences (more than `CHUNK`
+steps, i.e. images above 32 x 32 tokens) are scanned chunk by chunk
+(`_chunked_scan`): `keras.ops.scan` carries the state `(batch, d, n)` from
+one chunk of `CHUNK` steps to the next, the `(batch, CHUNK, d, n)` tensors
+of a chunk exist only inside the loop body, and the body is rematerialised
+(`keras.remat`) so that training keeps only the chunk's `(batch, CHUNK, d)`
+inputs for the backward pass. Without it the `(batch, L, d, n)` states and
+the scan's log2(L) levels are all kept for the gradient: XLA asked for 402
+GB to train Pan-Mamba on a 16 x 128^2 batch (1.5 MB per PAN pixel); chunked,
+2.7 GB for one 128^2 patch instead of 25 GB. Under TensorFlow associative
+scans up to `TF_WHOLE_MAX` steps (64 x 64 tokens) are scanned whole, longer
+ones in chunks: there a chunk loop costs more time than it saves memory on
+short sequences (one scan's forward and gradient, `(1, L, 64)` inputs, 16
+states: 0.37 s whole against 1.06 s chunked at L = 4096, for about 0.3 GB
+either way), but the whole scan's memory grows with L (1.3 GB against 0.27
+GB at L = 16384, where chunked takes 1.6x the time), and Pan-Mamba runs 30
+scans per image: its prediction of one 256 x 256 image peaks at 7.2 GB
+whole, 3.9 GB chunked (126 s against 140 s; 2 CPU cores shared with a
+training job).
 `selective_scan(..., chunk_size=..., method=...)` chooses explicitly.
 """
 
@@ -78,6 +79,8 @@ import numbers
 
 import keras
 from keras import ops
+
+from keras_pansharp.utils.perf import has_accelerator
 
 #: Steps per chunk of the chunked associative scan (its default under JAX).
 CHUNK = 1024
@@ -115,8 +118,7 @@ def default_method() -> str:
 
 @functools.cache
 def _accelerator(backend: str) -> bool:
-    from keras_pansharp.utils.perf import has_accelerator
-
+    """`has_accelerator()`, asked once per backend."""
     return has_accelerator()
 
 
@@ -284,12 +286,11 @@ def selective_scan(
     if delta_softplus:
         delta = ops.softplus(delta)
     length = u.shape[1]
-    if chunk_size is None:
+    if chunk_size is None and method == "sequential":
+        chunk_size = SEQUENTIAL_CHUNK
+    elif chunk_size is None:
         long = length is not None and length > TF_WHOLE_MAX
-        if method == "sequential":
-            chunk_size = SEQUENTIAL_CHUNK
-        else:
-            chunk_size = CHUNK if keras.backend.backend() == "jax" or long else 0
+        chunk_size = CHUNK if keras.backend.backend() == "jax" or long else 0
     elif not (isinstance(chunk_size, numbers.Integral) and chunk_size >= 0):
         raise ValueError(
             f"selective_scan: chunk_size must be an int >= 0, got {chunk_size!r}."

@@ -59,8 +59,9 @@ chunk at a time; what remains are the mixers' `(batch, H*W,
 JAX with the associative scan (XLA's estimate: 2.7 GB for one 128 x 128
 patch, 43 GB for a batch of 16; without chunking 25 GB and 402 GB). On 2 CPU
 cores (sequential scan) a training step of 8 x 64^2 takes about 21 s and
-8.5 GB under TensorFlow, one 512^2 prediction 80-90 s (docs/performance.md). Train with small batches on CPU, and
-tile large scenes (`keras_pansharp.predict_scene`).
+8.5 GB under TensorFlow, one 512^2 prediction 80-90 s (docs/performance.md).
+Train with small batches on CPU, and tile large scenes
+(`keras_pansharp.predict_scene`).
 """
 
 from __future__ import annotations
