@@ -41,8 +41,8 @@ def main(argv):
     import keras
     from scipy import ndimage
 
-    from keras_pansharp.inference import predict_scene
     from keras_pansharp.models.registry import get_model
+    from keras_pansharp.scene import predict_scene
 
     print(
         f"backend {keras.backend.backend()}, load average {os.getloadavg()}, "

@@ -97,7 +97,7 @@ def bench(name, rng):
     for size in [int(s) for s in FLAGS.infer_sizes]:
         xi = _inputs(rng, 1, size, FLAGS.bands)
         if name in FLAGS.tiled_models and size > FLAGS.tile:
-            from keras_pansharp.inference import predict_scene
+            from keras_pansharp.scene import predict_scene
 
             row[f"tiled_{size}"] = FLAGS.tile
 

@@ -65,7 +65,8 @@ def _model(name, bands):
 
 def main(argv):
     del argv
-    from keras_pansharp.inference import global_statistics_layers, predict_scene
+    from keras_pansharp.inference import global_statistics_layers
+    from keras_pansharp.scene import predict_scene
 
     rng = np.random.default_rng(0)
     n = FLAGS.size

@@ -254,7 +254,7 @@ def main(argv):
 
     from keras_pansharp.data import read_scene
     from keras_pansharp.data.geotiff import GeoTiffWriter
-    from keras_pansharp.inference import predict_scene
+    from keras_pansharp.scene import predict_scene
     from keras_pansharp.sensors import get_sensor
     from keras_pansharp.utils.io import atomic_path
 

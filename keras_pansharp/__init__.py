@@ -79,11 +79,12 @@ from keras_pansharp.data import FullResolutionDataset, MultiSensorDataset
 from keras_pansharp import losses, recipes
 from keras_pansharp.losses import L1Loss, NoReferenceLoss, PanSharpLoss, SSIMLoss
 
-# --- export and inference (keras_pansharp.export) ---
+# --- export, tiled inference and whole scenes (export, inference, scene) ---
 # isort: split
-from keras_pansharp import export, inference
+from keras_pansharp import export, inference, scene
 from keras_pansharp.export import export_saved_model
-from keras_pansharp.inference import predict_scene
+from keras_pansharp.inference import predict_tiled
+from keras_pansharp.scene import predict_scene
 
 # --- disk-to-disk scene fusion (keras_pansharp.streaming) ---
 # isort: split

@@ -39,11 +39,22 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from keras_pansharp import recipes
+from keras_pansharp.calibration import (
+    apply_detail_gain,
+    calibrate_detail_gain,
+    can_fold_gains,
+    choose_gains,
+    scene_model,
+)
 from keras_pansharp.data.full_resolution import FullResolutionDataset
 from keras_pansharp.data.readers import Scene
+from keras_pansharp.inference import centre_crop, predict_tiled
 from keras_pansharp.losses.full_resolution import NoReferenceLoss
-from keras_pansharp.sensors import Sensor, get_sensor
-from keras_pansharp.signal._checks import as_float_image, as_pan, check_pair
+from keras_pansharp.metrics import evaluate_fr
+from keras_pansharp.models.base import copy_model, interp23tap_lms
+from keras_pansharp.scene_inputs import scene_inputs
+from keras_pansharp.sensors import Sensor
 
 __all__ = ["adapt", "AdaptResult", "ADAPT_DEFAULTS"]
 
@@ -161,71 +172,6 @@ class _TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _check_scale(
-    ms: np.ndarray, pan: np.ndarray, max_value: float, name: str, caller="adapt"
-):
-    """Refuse data whose range contradicts `max_value` (never rescale)."""
-    hi = float(max(ms.max(), pan.max()))
-    lo = float(min(ms.min(), pan.min()))
-    if lo < 0:
-        raise ValueError(
-            f"{caller}: ms/pan contain negative values (min {lo}); expected digital "
-            "numbers (DN) >= 0."
-        )
-    if hi > max_value * 1.0001:
-        raise ValueError(
-            f"{caller}: values up to {hi:g} exceed the max DN {max_value:g} of "
-            f"sensor {name}; wrong sensor, or pass max_value= for this data."
-        )
-    if max_value > 1.0 and hi <= 1.0:
-        raise ValueError(
-            f"{caller}: ms/pan look normalised (max {hi:g} <= 1) but sensor {name} "
-            f"has max DN {max_value:g}; pass DN, or max_value=1.0 for data "
-            "already in [0, 1]."
-        )
-
-
-def _scene_inputs(model, ms, pan, sensor, max_value, caller: str):
-    """Checked `(sensor, ms, pan, scale)` of one DN scene for `model`.
-
-    Shared by `adapt` and `calibrate_detail_gain` (`caller` prefixes the
-    errors): a Keras model, finite float64 arrays, PAN 4x the MS, the band
-    count of the model and of the sensor, a positive scale that fits the data.
-    """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"{caller}: expected a keras.Model, got {type(model).__name__}."
-        )
-    sensor = get_sensor(sensor)
-    ms = as_float_image(ms, "ms", allow_2d=False)
-    pan = as_pan(pan)
-    check_pair(ms, pan, 4)
-    bands = ms.shape[2]
-    model_bands = getattr(model, "bands", None)
-    if model_bands is not None and bands != model_bands:
-        raise ValueError(
-            f"{caller}: ms has {bands} bands but the model takes {model_bands}. For "
-            "8-band data and a 4-band model, pass ms[..., sensor.rgbn_indices] "
-            "with the sensor's 4-band view (e.g. sensor='WV3_RGBN')."
-        )
-    if bands != sensor.num_bands:
-        raise ValueError(
-            f"{caller}: ms has {bands} bands but sensor {sensor.name} has "
-            f"{sensor.num_bands} (for the 4-band view use e.g. '{sensor.name}_RGBN')."
-        )
-    scale = float(sensor.max_value if max_value is None else max_value)
-    if not scale > 0:
-        raise ValueError(f"{caller}: max_value must be > 0, got {max_value}.")
-    _check_scale(ms, pan, scale, sensor.name, caller)
-    return sensor, ms, pan, scale
-
-
-def _copy(model: keras.Model) -> keras.Model:
-    clone = model.__class__.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 #: Scenes up to this PAN side are fused in one call; larger ones tile by tile.
 _UNTILED_MAX_SIDE = 2048
 
@@ -234,15 +180,12 @@ def _predict(model, ms_n: np.ndarray, pan_n: np.ndarray) -> np.ndarray:
     if max(pan_n.shape) <= _UNTILED_MAX_SIDE:
         x = {"ms": ms_n[None].astype("float32"), "pan": pan_n[None, ..., None]}
         return np.asarray(model.predict_on_batch(x))[0]
-    from keras_pansharp.inference import predict_scene
-
-    return predict_scene(model, ms_n, pan_n, tile=1024, exact=False, verbose=0)
+    model = scene_model(model, ms_n, pan_n)
+    return predict_tiled(model, ms_n, pan_n, tile=1024, exact=False, verbose=0)
 
 
 def _scores(fused, ms, pan, sensor) -> dict:
     """FR scores on the largest top-left crop of 32-multiple PAN size."""
-    from keras_pansharp.metrics import evaluate_fr
-
     h, w = (pan.shape[0] // 32) * 32, (pan.shape[1] // 32) * 32
     return evaluate_fr(
         fused[:h, :w], ms[: h // 4, : w // 4], pan[:h, :w], sensor=sensor
@@ -253,17 +196,15 @@ def _fold_scene_gains(tuned, lms, pan_n, fused_n):
     """Fold the gains chosen on the centred crop of a whole-scene prediction.
 
     `fused_n` is `tuned`'s normalised prediction of the scene, `lms` its
-    upsampled MS (`calibration._interp23tap_lms`) and `pan_n` its normalised
+    upsampled MS (`models.base.interp23tap_lms`) and `pan_n` its normalised
     PAN. The gains are folded into `tuned` (in place) and the calibrated
     prediction is returned without predicting again.
 
     Returns:
         `(calibrated fused_n, gains)`.
     """
-    from keras_pansharp.calibration import _centre_crop, apply_detail_gain, choose_gains
-
     resid = np.asarray(fused_n, np.float64) - lms
-    r0, c0, ch, cw = _centre_crop(pan_n.shape, 1024)
+    r0, c0, ch, cw = centre_crop(pan_n.shape, 1024)
     crop = (slice(r0, r0 + ch), slice(c0, c0 + cw))
     gains, _, _ = choose_gains(lms[crop], resid[crop], pan_n[crop][..., None])
     apply_detail_gain(tuned, gains)
@@ -374,16 +315,8 @@ def adapt(
     >>> res = keras_pansharp.adapt(model, ms, pan, sensor="qb")  # doctest: +SKIP
     >>> res.before["hqnr"], res.after["hqnr"]  # doctest: +SKIP
     """
-    from keras_pansharp import recipes
-    from keras_pansharp.calibration import (
-        _can_fold_gains,
-        _interp23tap_lms,
-        apply_detail_gain,
-        calibrate_detail_gain,
-    )
-
     t0 = time.perf_counter()
-    sensor, ms, pan, scale = _scene_inputs(model, ms, pan, sensor, max_value, "adapt")
+    sensor, ms, pan, scale = scene_inputs(model, ms, pan, sensor, max_value, "adapt")
     steps, batch_size = int(steps), int(batch_size)
     if steps < 1 or batch_size < 1:
         raise ValueError("adapt: steps and batch_size must be >= 1.")
@@ -442,7 +375,7 @@ def adapt(
     # The copy, compiled first, also makes the "before" predictions: they
     # equal the input model's, and its traced predict function is reused
     # after fine-tuning instead of being traced again.
-    tuned = _copy(model)
+    tuned = copy_model(model)
     recipes.no_reference(
         tuned,
         loss,
@@ -452,7 +385,7 @@ def adapt(
     )
     # Models that calibrate themselves, or have no layer to fold gains into,
     # are not calibrated here.
-    fold = calibrate and _can_fold_gains(tuned)
+    fold = calibrate and can_fold_gains(tuned)
     before = fused = None
     t_eval = time.perf_counter()
     if evaluate:
@@ -484,7 +417,7 @@ def adapt(
     candidates: dict[float, float] = {}
     if evaluate:
         start, end = model.get_weights(), tuned.get_weights()
-        lms = _interp23tap_lms(ms_n) if fold else None
+        lms = interp23tap_lms(ms_n) if fold else None
         best_weights = None
         for fraction in (1.0, *blends):
             if fraction != 1.0:

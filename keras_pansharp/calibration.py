@@ -40,18 +40,24 @@ import time
 import keras
 import numpy as np
 
+from keras_pansharp.inference import all_layers, centre_crop, predict_tiled
 from keras_pansharp.layers.detail_calibration import DetailCalibration
-from keras_pansharp.metrics.full_resolution import _pan_lp
+from keras_pansharp.metrics.full_resolution import pan_lp
+from keras_pansharp.metrics.q_index import blocks, uiqi_from_moments
+from keras_pansharp.models.base import copy_model, interp23tap_lms
+from keras_pansharp.scene_inputs import scene_inputs
 from keras_pansharp.sensors import Sensor
 
 __all__ = [
     "DetailGainResult",
     "apply_detail_gain",
     "calibrate_detail_gain",
+    "can_fold_gains",
     "choose_gains",
     "detail_gain_layer",
     "has_detail_calibration",
     "scene_calibrated_model",
+    "scene_model",
     "without_detail_calibration",
 ]
 
@@ -174,9 +180,7 @@ def apply_detail_gain(model: keras.Model, gains) -> keras.Model:
 
 def _block_moments(x: np.ndarray, s: int):
     """Blocks `(nb, s*s, C)` centred, and their means `(nb, C)`."""
-    from keras_pansharp.metrics.q_index import _blocks
-
-    xb = _blocks(np.ascontiguousarray(x, np.float64), s, s)
+    xb = blocks(np.ascontiguousarray(x, np.float64), s, s)
     m = xb.mean(axis=1)
     return m, xb - m[:, None, :]
 
@@ -184,8 +188,6 @@ def _block_moments(x: np.ndarray, s: int):
 def _gain_curves(lms, resid, pan, pan_lp, gains, s=_BLOCK):
     """`|Q(lms + g resid, pan) - Q(lms, pan_lp)|` per gain and band `(G, C)`,
     and the targets `(C,)`; every gain from one pass of block moments."""
-    from keras_pansharp.metrics.q_index import _uiqi_from_moments
-
     ddof = s * s - 1
     ml, dl = _block_moments(lms, s)
     mr, dr = _block_moments(resid, s)
@@ -199,9 +201,9 @@ def _gain_curves(lms, resid, pan, pan_lp, gains, s=_BLOCK):
     clq = np.einsum("bpc,bp->bc", dl, dq[..., 0]) / ddof
     vp = np.einsum("bp,bp->b", dp[..., 0], dp[..., 0])[:, None] / ddof
     vq = np.einsum("bp,bp->b", dq[..., 0], dq[..., 0])[:, None] / ddof
-    target = _uiqi_from_moments(ml, mq, vll, vq, clq).mean(axis=0)
+    target = uiqi_from_moments(ml, mq, vll, vq, clq).mean(axis=0)
     g = np.asarray(gains, np.float64)[:, None, None]
-    q = _uiqi_from_moments(
+    q = uiqi_from_moments(
         ml + g * mr, mp, vll + 2 * g * vlr + g * g * vrr, vp, clp + g * crp
     ).mean(axis=1)
     return np.abs(q - target[None]), target
@@ -236,38 +238,23 @@ def choose_gains(
     Returns:
         `(gains (C,), D_s before (gains 1), D_s after)`.
     """
-    pan_lp = _pan_lp(pan)
+    low = pan_lp(pan)
     grid = np.arange(int(np.floor(max_gain / step + 1e-9)) + 1) * step
-    dev, _ = _gain_curves(lms, resid, pan, pan_lp, grid)
+    dev, _ = _gain_curves(lms, resid, pan, low, grid)
     bands = lms.shape[-1]
     if per_band:
         gains = np.array([_pick(grid, dev[:, b], rule) for b in range(bands)])
     else:
         gains = np.full(bands, _pick(grid, dev.mean(axis=1), rule))
-    before, _ = _gain_curves(lms, resid, pan, pan_lp, np.array([1.0]))
+    before, _ = _gain_curves(lms, resid, pan, low, np.array([1.0]))
     after = dev[np.searchsorted(grid, gains), np.arange(bands)]
     return gains, float(before[0].mean()), float(after.mean())
-
-
-def _centre_crop(pan_shape, crop: int | None) -> tuple[int, int, int, int]:
-    """A centred crop of multiple-of-32 PAN sides (at most `crop`)."""
-    h, w = pan_shape
-    ch, cw = h - h % _BLOCK, w - w % _BLOCK
-    if crop:
-        limit = max(_BLOCK, int(crop) - int(crop) % _BLOCK)
-        ch, cw = min(ch, limit), min(cw, limit)
-    # Aligned to the MS grid (multiples of 4 at PAN scale).
-    r0 = ((h - ch) // 2) // 4 * 4
-    c0 = ((w - cw) // 2) // 4 * 4
-    return r0, c0, ch, cw
 
 
 def has_detail_calibration(model) -> bool:
     """Whether `model` contains a `DetailCalibration` layer (it then chooses
     gains on each image it fuses, e.g. `PanTiny.from_preset("pantiny_multisensor")`)."""
-    from keras_pansharp.inference import _all_layers
-
-    return any(isinstance(layer, DetailCalibration) for layer in _all_layers(model))
+    return any(isinstance(layer, DetailCalibration) for layer in all_layers(model))
 
 
 def without_detail_calibration(model: keras.Model) -> keras.Model:
@@ -295,21 +282,19 @@ def without_detail_calibration(model: keras.Model) -> keras.Model:
     return raw
 
 
-def _can_fold_gains(model) -> bool:
-    """Whether `detail_gain_layer` finds a layer to fold gains into."""
+def can_fold_gains(model) -> bool:
+    """Whether `apply_detail_gain` can fold gains into `model`.
+
+    Returns:
+        True when `detail_gain_layer` finds the residual output convolution;
+        False for models without one (PNN, MSDCNN, PanFlow, PSCINN) and for
+        models that calibrate themselves (`has_detail_calibration`).
+    """
     try:
         detail_gain_layer(model)
     except ValueError:
         return False  # no such layer, or the model calibrates itself
     return True
-
-
-def _interp23tap_lms(ms_n: np.ndarray) -> np.ndarray:
-    """`(4h, 4w, C)` float64 LMS of a normalised MS (the models' interp23tap)."""
-    from keras_pansharp.models.base import UpsampledMS
-
-    lms = UpsampledMS("interp23tap")(ms_n[None].astype("float32"))
-    return np.asarray(lms, np.float64)[0]
 
 
 def _crop_gains(model, ms_c, pan_c, max_gain, step, per_band, rule):
@@ -318,15 +303,13 @@ def _crop_gains(model, ms_c, pan_c, max_gain, step, per_band, rule):
     Returns:
         `(gains, d_s_before, d_s_after, lms, resid)` (float64 arrays).
     """
-    from keras_pansharp.inference import predict_scene
-
     # Tiles of 512 (exact for PanTiny, one tile up to 512^2) keep the memory
     # of the prediction bounded whatever the crop.
     fused = np.asarray(
-        predict_scene(model, ms_c, pan_c, tile=512, batch_size=1, verbose=0),
+        predict_tiled(model, ms_c, pan_c, tile=512, batch_size=1, verbose=0),
         np.float64,
     )
-    lms = _interp23tap_lms(ms_c)
+    lms = interp23tap_lms(ms_c)
     resid = fused - lms
     gains, before, after = choose_gains(
         lms, resid, pan_c[..., None], max_gain, step, per_band, rule
@@ -337,8 +320,8 @@ def _crop_gains(model, ms_c, pan_c, max_gain, step, per_band, rule):
 def scene_calibrated_model(model, ms, pan, max_value=None, crop: int = 1024):
     """The raw network of `model` with the gains of one scene folded in.
 
-    What `predict_scene` fuses when `model` calibrates itself
-    (`has_detail_calibration`): a whole scene must use one set of gains, so
+    What `keras_pansharp.predict_scene` fuses when `model` calibrates itself
+    (`has_detail_calibration`, see `scene_model`): a whole scene must use one set of gains, so
     they are chosen once, as `calibrate_detail_gain` does, on the scene's
     centred crop of at most `crop` PAN pixels a side (multiples of 32).
 
@@ -365,7 +348,7 @@ def scene_calibrated_model(model, ms, pan, max_value=None, crop: int = 1024):
             f"{type(model).__name__} calibrates its details and needs at least "
             f"{_BLOCK} x {_BLOCK} PAN pixels."
         )
-    r0, c0, ch, cw = _centre_crop(shape, crop)
+    r0, c0, ch, cw = centre_crop(shape, crop)
     scale = 1.0 if max_value is None else float(max_value)
     ms_c = np.asarray(
         ms[r0 // 4 : (r0 + ch) // 4, c0 // 4 : (c0 + cw) // 4], np.float64
@@ -376,6 +359,36 @@ def scene_calibrated_model(model, ms, pan, max_value=None, crop: int = 1024):
     ms_c, pan_c = ms_c / scale, pan_c / scale
     gains = _crop_gains(raw, ms_c, pan_c, 4.0, 1.0 / 32, True, "first")[0]
     return apply_detail_gain(raw, gains)
+
+
+def scene_model(model, ms, pan, max_value=None, crop: int = 1024):
+    """The model that fuses one scene: `model`, with one set of detail gains
+    for the whole scene folded in if it calibrates itself.
+
+    A model with a `DetailCalibration` layer (e.g.
+    `PanTiny.from_preset("pantiny_multisensor")`) chooses gains on each image
+    it fuses; tiled, each tile would get its own. This gives it one set,
+    chosen on the scene's centred crop (`scene_calibrated_model`). Any other
+    model is returned as it is. `keras_pansharp.predict_scene` is
+    `predict_tiled(scene_model(model, ms, pan, max_value), ms, pan, ...)`.
+
+    Args:
+        model: a pan-sharpening model.
+        ms: `(h, w, C)` MS scene (array-like read by slices).
+        pan: `(4h, 4w)` or `(4h, 4w, 1)` PAN scene, same units.
+        max_value: divisor of DN inputs (None: already normalised).
+        crop: largest side of the crop the gains are chosen on.
+
+    Returns:
+        `model` itself, or a new model with the scene's gains folded in.
+
+    Raises:
+        ValueError: as `scene_calibrated_model`, for a model that calibrates
+            itself.
+    """
+    if not has_detail_calibration(model):
+        return model
+    return scene_calibrated_model(model, ms, pan, max_value, crop)
 
 
 def calibrate_detail_gain(
@@ -394,7 +407,7 @@ def calibrate_detail_gain(
     """Choose per-band detail gains for `model` on one scene, from the scene.
 
     See the module docstring for the criterion. The model predicts once
-    (`predict_scene`, 512 tiles) on a centred crop of the scene (at most
+    (`predict_tiled`, 512 tiles) on a centred crop of the scene (at most
     `crop` PAN pixels a side, multiples of 32); the gains are chosen there
     and hold for the whole scene.
 
@@ -437,8 +450,6 @@ def calibrate_detail_gain(
     >>> cal.gains, cal.d_s_before, cal.d_s_after  # doctest: +SKIP
     >>> fused = keras_pansharp.predict_scene(cal.model, ms, pan, max_value=2047)  # doctest: +SKIP
     """
-    from keras_pansharp.adaptation import _copy, _scene_inputs
-
     t0 = time.perf_counter()
     if not (np.isfinite(max_gain) and max_gain > 0):
         raise ValueError(
@@ -452,7 +463,7 @@ def calibrate_detail_gain(
         raise ValueError(
             f"calibrate_detail_gain: rule must be 'first' or 'global', got {rule!r}."
         )
-    sensor, ms, pan, scale = _scene_inputs(
+    sensor, ms, pan, scale = scene_inputs(
         model, ms, pan, sensor, max_value, "calibrate_detail_gain"
     )
     if min(pan.shape) < _BLOCK:
@@ -460,7 +471,7 @@ def calibrate_detail_gain(
             f"calibrate_detail_gain: the scene (PAN {pan.shape}) is too small; "
             f"it needs at least {_BLOCK} x {_BLOCK} PAN pixels."
         )
-    r0, c0, ch, cw = _centre_crop(pan.shape, crop)
+    r0, c0, ch, cw = centre_crop(pan.shape, crop)
     ms_c = ms[r0 // 4 : (r0 + ch) // 4, c0 // 4 : (c0 + cw) // 4]
     pan_c = pan[r0 : r0 + ch, c0 : c0 + cw]
     # A model that calibrates itself is calibrated from its raw network.
@@ -469,8 +480,10 @@ def calibrate_detail_gain(
         raw, ms_c / scale, pan_c / scale, max_gain, step, per_band, rule
     )
     calibrated = None
-    if _can_fold_gains(raw):
-        calibrated = apply_detail_gain(raw if raw is not model else _copy(model), gains)
+    if can_fold_gains(raw):
+        calibrated = apply_detail_gain(
+            raw if raw is not model else copy_model(model), gains
+        )
     out = ((lms + gains * resid) * scale).astype("float32")
     return DetailGainResult(
         gains=gains,

@@ -301,7 +301,8 @@ def fuse_geotiff(
     >>> model = keras_pansharp.PanTiny.from_preset("pantiny_multisensor")  # doctest: +SKIP
     >>> fuse_geotiff(model, "ms.tif", "pan.tif", "fused.tif", sensor="qb")  # doctest: +SKIP
     """
-    from keras_pansharp.inference import global_statistics_layers, predict_scene
+    from keras_pansharp.inference import global_statistics_layers
+    from keras_pansharp.scene import predict_scene
 
     t0 = time.perf_counter()
     if overlap is None:

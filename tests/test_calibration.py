@@ -8,7 +8,7 @@ import pytest
 
 import keras_pansharp as kp
 from keras_pansharp.calibration import _gain_curves, detail_gain_layer
-from keras_pansharp.metrics.full_resolution import _pan_lp
+from keras_pansharp.metrics.full_resolution import pan_lp
 from keras_pansharp.metrics.q_index import _block_q_bands
 from keras_pansharp.models.base import UpsampledMS
 
@@ -49,13 +49,13 @@ def test_gain_curves_equal_block_q_reference():
     lms = rng.random((64, 96, 3)) + 0.5
     resid = 0.1 * rng.standard_normal((64, 96, 3))
     pan = lms.mean(-1, keepdims=True) + resid.mean(-1, keepdims=True)
-    pan_lp = _pan_lp(pan)
+    low = pan_lp(pan)
     gains = np.array([0.0, 0.3, 1.0, 2.5])
-    dev, target = _gain_curves(lms, resid, pan, pan_lp, gains)
+    dev, target = _gain_curves(lms, resid, pan, low, gains)
     assert dev.shape == (4, 3) and target.shape == (3,)
     for i, g in enumerate(gains):
         np.testing.assert_allclose(
-            dev[i], _reference_dev(lms, resid, pan, pan_lp, g), atol=1e-12
+            dev[i], _reference_dev(lms, resid, pan, low, g), atol=1e-12
         )
 
 
@@ -117,7 +117,7 @@ def test_calibrate_rules():
     resid = np.asarray(model.predict_on_batch(x), np.float64)[0] - lms
     pan_n = (pan / 2047.0)[..., None]
     grid = np.arange(17) * 0.25
-    dev, _ = _gain_curves(lms, resid, pan_n, _pan_lp(pan_n), grid)
+    dev, _ = _gain_curves(lms, resid, pan_n, pan_lp(pan_n), grid)
     for b, g in enumerate(first.gains):
         i = int(np.searchsorted(grid, g))
         assert np.all(np.diff(dev[: i + 1, b]) <= 1e-9)

@@ -15,10 +15,10 @@ import tifffile
 
 from keras_pansharp.cli import main, run
 from keras_pansharp.data.geotiff import GeoTiffReader
-from keras_pansharp.inference import predict_scene
 from keras_pansharp.metrics import evaluate_fr, evaluate_rr
 from keras_pansharp.models.pantiny import PanTiny
 from keras_pansharp.models.pnn import PNN
+from keras_pansharp.scene import predict_scene
 from tests.test_geotiff import ORIGIN, geo_tags, write_geotiff
 
 

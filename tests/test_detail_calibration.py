@@ -8,17 +8,17 @@ import pytest
 
 import keras_pansharp as kp
 from keras_pansharp.calibration import (
-    _centre_crop,
     choose_gains,
     detail_gain_layer,
     has_detail_calibration,
     without_detail_calibration,
 )
+from keras_pansharp.inference import centre_crop
 from keras_pansharp.layers.detail_calibration import (
     DetailCalibration,
     imresize_quarter_taps,
 )
-from keras_pansharp.metrics.full_resolution import _pan_lp
+from keras_pansharp.metrics.full_resolution import pan_lp
 from keras_pansharp.models.base import UpsampledMS
 from tests.test_case import TestCase
 
@@ -80,7 +80,7 @@ class TestDetailCalibrationLayer(TestCase):
     def test_pan_lp_equals_toolbox(self):
         rng = np.random.default_rng(1)
         pan = rng.random((64, 96, 1))
-        ref = _pan_lp(pan)
+        ref = pan_lp(pan)
         got = DetailCalibration()._pan_lp(pan[None].astype("float32"))
         np.testing.assert_allclose(np.asarray(got)[0], ref, atol=2e-6)
         taps = imresize_quarter_taps()
@@ -96,7 +96,7 @@ class TestDetailCalibrationLayer(TestCase):
         for seed, (h, w) in enumerate([(96, 128), (128, 128), (100, 70)]):
             rng = np.random.default_rng(10 + seed)
             lms, resid, pan = _images(rng, h, w)
-            r0, c0, ch, cw = _centre_crop((h, w), None)
+            r0, c0, ch, cw = centre_crop((h, w), None)
             crop = (slice(r0, r0 + ch), slice(c0, c0 + cw))
             ref, _, _ = choose_gains(lms[crop], resid[crop], pan[crop])
             got = layer.gains(

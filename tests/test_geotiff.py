@@ -16,9 +16,9 @@ from keras_pansharp.data.geotiff import (
     describe,
     likely_sensors,
 )
-from keras_pansharp.inference import predict_scene
 from keras_pansharp.models.pantiny import PanTiny
 from keras_pansharp.models.pnn import PNN
+from keras_pansharp.scene import predict_scene
 from keras_pansharp.streaming import _StreamedOutput, fuse_geotiff
 
 ORIGIN = (500000.0, 4000000.0)
@@ -450,19 +450,19 @@ def test_fuse_geotiff_exact_pantiny_and_bounded_reads(tmp_path, rng, monkeypatch
 def test_fuse_geotiff_exact_defaults_batch_1_and_activation_cache(
     tmp_path, rng, monkeypatch, activation_cache_mb
 ):
-    import keras_pansharp.inference as inference
+    import keras_pansharp.scene as scene
 
     ms, pan = dn_scene(rng, 24, 20)
     ms_path, pan_path = write_pair(tmp_path, ms, pan)
     model = PanTiny(bands=4, dim=8, num_heads=1, encoder_depth=1, body_depth=1)
     calls = []
-    orig = inference.predict_scene
+    orig = scene.predict_scene
 
     def spy(*args, **kwargs):
         calls.append(kwargs)
         return orig(*args, **kwargs)
 
-    monkeypatch.setattr(inference, "predict_scene", spy)
+    monkeypatch.setattr(scene, "predict_scene", spy)
     res = fuse_geotiff(
         model, ms_path, pan_path, tmp_path / "out.tif", sensor="qb", tile=48,
         progress=False, out_tile=16, activation_cache_mb=activation_cache_mb,

@@ -8,7 +8,6 @@ from keras_pansharp.inference import (
     blend_weights,
     core_tiles,
     global_statistics_layers,
-    predict_scene,
     receptive_radius,
     tile_starts,
 )
@@ -18,6 +17,7 @@ from keras_pansharp.layers.transformer import (
 )
 from keras_pansharp.models.pantiny import PanTiny
 from keras_pansharp.models.pnn import PNN
+from keras_pansharp.scene import predict_scene
 
 
 def _scene(rng, h=32, w=24, bands=4):
@@ -302,7 +302,7 @@ def test_balanced_core_tiles_partition():
 
 
 def test_units_pad_fewest_tiles():
-    from keras_pansharp.inference import _units
+    from keras_pansharp.inference.predict import _units
 
     # One call per batch: 10 tiles in batches of 4 -> 4 batches of 3 would
     # pad 2; 5 batches of 2 pad none.
@@ -330,7 +330,7 @@ def _exact_reference(rng, full_model=False):
 
 
 def test_exact_uses_compiled_plan_for_pantiny(rng):
-    from keras_pansharp.inference import _cached_plan
+    from keras_pansharp.inference.exact_plan import _cached_plan
 
     model, ms, pan, full = _exact_reference(rng, full_model=True)
     plan = _cached_plan(model, global_statistics_layers(model))
@@ -383,25 +383,25 @@ def test_exact_cache_spills_to_disk_and_is_removed(rng, tmp_path):
 
 
 def test_exact_cache_file_closed_on_error(rng, tmp_path, monkeypatch):
-    from keras_pansharp import inference
+    from keras_pansharp.inference import cache, exact_plan
 
     model, ms, pan, _ = _exact_reference(rng)
     closed = []
-    real_close = inference._ActivationCache.close
+    real_close = cache._ActivationCache.close
 
     def close(self):
         closed.append(self._file is not None)
         real_close(self)
 
-    monkeypatch.setattr(inference._ActivationCache, "close", close)
-    real_run = inference._ExactPlan.run
+    monkeypatch.setattr(cache._ActivationCache, "close", close)
+    real_run = exact_plan._ExactPlan.run
 
     def failing_run(self, s, *args, **kwargs):
         if s == 1:
             raise RuntimeError("boom")
         return real_run(self, s, *args, **kwargs)
 
-    monkeypatch.setattr(inference._ExactPlan, "run", failing_run)
+    monkeypatch.setattr(exact_plan._ExactPlan, "run", failing_run)
     with pytest.raises(RuntimeError, match="boom"):
         predict_scene(
             model, ms, pan, tile=48, cache_mb=0, cache_dir=str(tmp_path), verbose=0
@@ -410,27 +410,27 @@ def test_exact_cache_file_closed_on_error(rng, tmp_path, monkeypatch):
 
 
 def test_exact_recomputes_without_disk_room(rng, monkeypatch):
-    from keras_pansharp import inference
+    from keras_pansharp.inference import predict
 
     model, ms, pan, full = _exact_reference(rng)
-    monkeypatch.setattr(inference, "_fits_disk", lambda nbytes, directory: False)
+    monkeypatch.setattr(predict, "_fits_disk", lambda nbytes, directory: False)
     tiled = predict_scene(model, ms, pan, tile=48, cache_mb=0, verbose=0)
     assert np.abs(tiled - full).max() < 1e-5
 
 
 def test_exact_eager_fallback(rng, monkeypatch):
     """Models the compiled plan does not cover run the eager scheme."""
-    from keras_pansharp import inference
+    from keras_pansharp.inference import predict
 
     model, ms, pan, full = _exact_reference(rng)
-    monkeypatch.setattr(inference, "_cached_plan", lambda model, layers: None)
+    monkeypatch.setattr(predict, "_cached_plan", lambda model, layers: None)
     tiled = predict_scene(model, ms, pan, tile=48, verbose=0)
     assert np.abs(tiled - full).max() < 1e-5
     assert all(lay.global_stats_mode is None for lay in global_statistics_layers(model))
 
 
 def test_exact_plan_rejects_unsupported_graphs():
-    from keras_pansharp.inference import _exact_plan
+    from keras_pansharp.inference.exact_plan import _exact_plan
 
     # A shared attention layer called twice: no plan (eager scheme instead).
     inputs = {
@@ -446,7 +446,7 @@ def test_exact_plan_rejects_unsupported_graphs():
 
 def test_exact_plan_bare_attention_node(rng):
     """A `ChannelAttention` called directly in the graph (no block)."""
-    from keras_pansharp.inference import _cached_plan
+    from keras_pansharp.inference.exact_plan import _cached_plan
 
     keras.utils.set_random_seed(3)
     inputs = {

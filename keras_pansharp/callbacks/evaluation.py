@@ -33,9 +33,9 @@ import numpy as np
 
 from keras_pansharp.evaluation.predictors import model_inputs, to_numpy
 from keras_pansharp.evaluation.scoring import score_fr_image
+from keras_pansharp.metrics import border_cut
 from keras_pansharp.metrics import q_index as qi
 from keras_pansharp.metrics import reduced_resolution as rr
-from keras_pansharp.metrics._inputs import _cut
 from keras_pansharp.sensors import Sensor, get_sensor
 
 __all__ = ["RREvaluation", "FREvaluation"]
@@ -351,8 +351,8 @@ class RREvaluation(_EvaluationCallback):
                 if not np.all(np.isfinite(f_img)):
                     yield self._nan_values("the model output has NaN/inf")
                     continue
-                f_dn = _cut(f_img * scale, self.dim_cut)
-                g_dn = _cut(g_img * scale, self.dim_cut)
+                f_dn = border_cut(f_img * scale, self.dim_cut)
+                g_dn = border_cut(g_img * scale, self.dim_cut)
                 yield {m: fn(f_dn, g_dn, scale) for m, fn in fns.items()}
 
     def get_config(self):

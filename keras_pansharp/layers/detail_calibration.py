@@ -23,7 +23,7 @@ import numpy as np
 from keras import ops
 
 from keras_pansharp.layers.interp23tap import Interp23Tap
-from keras_pansharp.signal.resize import _cubic
+from keras_pansharp.signal.resize import cubic_kernel
 
 #: Block side of the Q index (the toolbox's D_s).
 BLOCK = 32
@@ -46,7 +46,7 @@ def imresize_quarter_taps() -> np.ndarray:
     Returns:
         `(16,)` float64 taps summing to 1.
     """
-    w = _cubic(np.arange(7.5, -8.0, -1.0) / 4.0)
+    w = cubic_kernel(np.arange(7.5, -8.0, -1.0) / 4.0)
     return w / w.sum()
 
 

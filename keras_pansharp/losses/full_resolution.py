@@ -197,7 +197,7 @@ def no_reference_target(
     """
     from keras_pansharp.sensors import get_sensor
     from keras_pansharp.signal import imresize_bicubic, interp23tap, mtf_filter
-    from keras_pansharp.signal._checks import as_float_image, as_pan, check_pair
+    from keras_pansharp.signal.checks import as_float_image, as_pan, check_pair
 
     sensor = get_sensor(sensor)
     ms = as_float_image(ms, "ms", allow_2d=False)

@@ -10,8 +10,10 @@
   numbers for scenes read window by window (memmaps, h5py, GeoTIFF windows)
   in bounded memory.
 - Keras metrics (`SAM`, `ERGAS`, `Q2n`, `SCC`, `PSNR`, `SSIM`) for `compile()`.
+- `border_cut`: the toolbox's RR border cut (`dim_cut`).
 """
 
+from keras_pansharp.metrics._inputs import border_cut
 from keras_pansharp.metrics.full_resolution import (
     d_lambda,
     d_lambda_k,

@@ -124,7 +124,7 @@ def _check_bands(x: np.ndarray, sensor: str | Sensor | None, name: str) -> None:
         )
 
 
-def _cut(x: np.ndarray, dim_cut: int) -> np.ndarray:
+def border_cut(x: np.ndarray, dim_cut: int) -> np.ndarray:
     """Toolbox border cut: keeps 0-based rows/cols `dim_cut-1 : N-dim_cut`."""
     if dim_cut < 0:
         raise ValueError(f"dim_cut must be >= 0, got {dim_cut}.")

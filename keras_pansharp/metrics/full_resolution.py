@@ -123,7 +123,7 @@ def _d_lambda(f, lm, s, p, groups=None):
     return float(np.mean(diff) ** (1.0 / p))
 
 
-def _pan_lp(p: np.ndarray) -> np.ndarray:
+def pan_lp(p: np.ndarray) -> np.ndarray:
     sig = _signal()
     small = np.asarray(sig.imresize_bicubic(p[:, :, 0], 1.0 / RATIO), np.float64)
     if small.ndim == 2:
@@ -210,7 +210,7 @@ def qnr(
 
 def _pan_lp_or(pan_lr, pn: np.ndarray, ms: np.ndarray) -> np.ndarray:
     if pan_lr is None:
-        return _pan_lp(pn)
+        return pan_lp(pn)
     plr = _pan(pan_lr, "pan_lr")
     if plr.shape[:2] != ms.shape[:2]:
         raise ValueError(

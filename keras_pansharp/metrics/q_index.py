@@ -41,7 +41,7 @@ __all__ = ["q_avg", "q2n", "onion_structure_tensor", "quantize_uint16"]
 
 
 # -------------------------------------------------------- UIQI (Wang & Bovik)
-def _uiqi_from_moments(mx, my, vx, vy, cxy):
+def uiqi_from_moments(mx, my, vx, vy, cxy):
     """UIQI from means, variances and covariance (same normaliser).
 
     Follows the toolbox's `img_qi` conventions: where vx + vy == 0 and the
@@ -112,7 +112,7 @@ def _q_map(f: np.ndarray, g: np.ndarray, k: int) -> np.ndarray:
     vg = n * sgg - sg * sg
     vf = n * sff - sf * sf
     cgf = n * sgf - sg * sf
-    return _uiqi_from_moments(mg, mf, vg, vf, cgf)
+    return uiqi_from_moments(mg, mf, vg, vf, cgf)
 
 
 # ------------------------------------------------------------------------ Q2n
@@ -180,7 +180,7 @@ def quantize_uint16(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.clip(out, 0.0, 65535.0, out=out)
 
 
-def _blocks(x: np.ndarray, bh: int, bw: int) -> np.ndarray:
+def blocks(x: np.ndarray, bh: int, bw: int) -> np.ndarray:
     """(H, W, C) with H % bh == W % bw == 0 -> (nblocks, bh*bw, C)."""
     h, w, c = x.shape
     y = x.reshape(h // bh, bh, w // bw, bw, c).transpose(0, 2, 1, 3, 4)
@@ -211,7 +211,7 @@ def _block_centered(x: np.ndarray, bh: int, bw: int, quantize: bool = False):
         data (uint16 DN) the means (sum / 2^k) and the deviations are exact,
         so flat blocks have exactly zero variance.
     """
-    xb = _blocks(x, bh, bw)
+    xb = blocks(x, bh, bw)
     if quantize:
         quantize_uint16(xb, out=xb)
     m = np.mean(xb, axis=1)
@@ -367,7 +367,7 @@ def _block_q_pairs_each(groups):
         ddof = max(d.shape[1] - 1, 1)  # 1-pixel blocks: deviations are 0
         cov = np.matmul(np.transpose(d, (0, 2, 1)), d) / ddof
         var = np.diagonal(cov, axis1=1, axis2=2)
-        return _uiqi_from_moments(
+        return uiqi_from_moments(
             m[:, :, None], m[:, None, :], var[:, :, None], var[:, None, :], cov
         )
 
@@ -390,6 +390,6 @@ def _block_q_bands_each(gx, gy):
             cxy = np.matmul(np.transpose(dy, (0, 2, 1)), dx)[:, 0, :] / ddof
         else:
             cxy = np.einsum("bpc,bpc->bc", dx, dy) / ddof
-        return _uiqi_from_moments(mx, my, vx, vy, cxy)
+        return uiqi_from_moments(mx, my, vx, vy, cxy)
 
     return (one(mx, dx, my, dy) for (mx, dx), (my, dy) in zip(gx, gy))

@@ -35,12 +35,12 @@ from keras_pansharp.metrics._inputs import (
     _as_image,
     _check_bands,
     _check_scales,
-    _cut,
     _resolve_scale,
     _same_shape,
     _scale_stats,
     _to_dn,
     _unit_scale,
+    border_cut,
 )
 from keras_pansharp.metrics.q_index import _q2n_dn, q_avg
 from keras_pansharp.sensors import Sensor
@@ -280,7 +280,7 @@ def evaluate_rr(
         fn="evaluate_rr",
     )
     f, g = _to_dn((f, g), normalized, scale)
-    f, g = _cut(f, int(dim_cut)), _cut(g, int(dim_cut))
+    f, g = border_cut(f, int(dim_cut)), border_cut(g, int(dim_cut))
     return {
         "q2n": _q2n_dn(f, g, int(block_size)),
         "q_avg": q_avg(f, g, block_size),

@@ -519,3 +519,33 @@ class PansharpModel(keras.Model):
         return super().call(
             self._prepare_inputs(inputs), training=training, mask=mask, **kwargs
         )
+
+
+def copy_model(model: keras.Model) -> keras.Model:
+    """A new model of the same class, config and weights (shares nothing).
+
+    Args:
+        model: a model whose class rebuilds it from `get_config()` (every
+            model of the package).
+
+    Returns:
+        The copy; training or folding gains into it leaves `model` as it is.
+    """
+    clone = model.__class__.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def interp23tap_lms(ms: np.ndarray) -> np.ndarray:
+    """The models' `interp23tap` upsampled MS of one normalised image.
+
+    Args:
+        ms: `(h, w, C)` MS, normalised (DN / max DN).
+
+    Returns:
+        `(4h, 4w, C)` float64: what `UpsampledMS("interp23tap")` gives the
+        models (float32 arithmetic), for computations that must match their
+        `lms` exactly.
+    """
+    lms = UpsampledMS("interp23tap")(np.asarray(ms)[None].astype("float32"))
+    return np.asarray(lms, np.float64)[0]

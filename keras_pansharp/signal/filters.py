@@ -9,7 +9,7 @@ import scipy.fft
 import scipy.sparse
 from scipy import ndimage
 
-from keras_pansharp.signal._checks import as_float_image, check_ratio
+from keras_pansharp.signal.checks import as_float_image, check_ratio
 from keras_pansharp.signal.kernels import interp23tap_kernel, mtf_kernels
 
 __all__ = ["correlate_nearest", "interp23tap", "mtf_filter"]
@@ -159,7 +159,7 @@ def correlate_nearest(band, kernels: np.ndarray) -> np.ndarray:
     Returns:
         (H, W, K) float64 ((H, W) for a 2-D kernel).
     """
-    from keras_pansharp.signal._checks import as_pan
+    from keras_pansharp.signal.checks import as_pan
 
     x = as_pan(band, "band")
     k = np.asarray(kernels, dtype=np.float64)

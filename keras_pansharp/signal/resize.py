@@ -7,13 +7,13 @@ import math
 import numpy as np
 import scipy.sparse
 
-from keras_pansharp.signal._checks import as_float_image
+from keras_pansharp.signal.checks import as_float_image
 
 __all__ = ["imresize_bicubic", "imresize_nearest"]
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
-    """MATLAB's bicubic kernel (Keys, a = -0.5)."""
+def cubic_kernel(x: np.ndarray) -> np.ndarray:
+    """MATLAB's bicubic kernel (Keys, a = -0.5) at offsets `x` (in pixels)."""
     ax = np.abs(x)
     ax2 = ax * ax
     ax3 = ax2 * ax
@@ -99,7 +99,7 @@ def imresize_bicubic(image, scale: float = 0.25, antialias: bool = True) -> np.n
     >>> imresize_bicubic(np.ones((16, 16))).shape
     (4, 4)
     """
-    return _resize(image, scale, _cubic, 4.0, antialias, "image")
+    return _resize(image, scale, cubic_kernel, 4.0, antialias, "image")
 
 
 def imresize_nearest(image, scale: float = 0.25) -> np.ndarray:

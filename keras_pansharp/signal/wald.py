@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_pansharp.signal._checks import (
+from keras_pansharp.signal.checks import (
     as_float_image,
     as_pan,
     check_pair,

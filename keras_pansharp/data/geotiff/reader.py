@@ -157,9 +157,9 @@ class GeoTiffReader:
                 "or one band per page)",
                 stacklevel=3,
             )
-            from keras_pansharp.data.readers.images import _read_tiff
+            from keras_pansharp.data.readers.images import read_tiff
 
-            arr = np.asarray(_read_tiff(self.path))
+            arr = np.asarray(read_tiff(self.path))
             if arr.ndim == 2:
                 arr = arr[..., None]
             self._whole = arr

@@ -18,7 +18,12 @@ from keras_pansharp.data.readers.validation import DataFormatError, _check_dtype
 _IMAGE_EXTS = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def read_tiff(path: Path) -> np.ndarray:
+    """The first image series of a TIFF file, channels last.
+
+    Raises:
+        DataFormatError: the file is not a readable TIFF (names the file).
+    """
     import tifffile
 
     try:
@@ -134,7 +139,7 @@ def read_image(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
         raise DataFormatError(f"{path}: file is empty (0 bytes).")
     ext = path.suffix.lower()
     if ext in (".tif", ".tiff"):
-        arr = _read_tiff(path)
+        arr = read_tiff(path)
     elif ext == ".mat":
         data = _load_mat(path)
         if key is None:
