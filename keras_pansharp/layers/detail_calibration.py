@@ -135,10 +135,12 @@ class DetailCalibration(keras.layers.Layer):
 
     def _pan_lp(self, pan):
         """`interp23tap(imresize(pan, 1/4))` of a crop with sides % 4 == 0."""
+        # One channel: a plain convolution (TensorFlow's CPU depthwise kernel
+        # refuses unequal strides, Keras 3.15.1).
         taps = ops.convert_to_tensor(self._taps, dtype=pan.dtype)
         x = ops.pad(pan, [[0, 0], [6, 6], [6, 6], [0, 0]], mode="symmetric")
-        x = ops.depthwise_conv(x, ops.reshape(taps, (16, 1, 1, 1)), strides=(4, 1))
-        x = ops.depthwise_conv(x, ops.reshape(taps, (1, 16, 1, 1)), strides=(1, 4))
+        x = ops.conv(x, ops.reshape(taps, (16, 1, 1, 1)), strides=(4, 1))
+        x = ops.conv(x, ops.reshape(taps, (1, 16, 1, 1)), strides=(1, 4))
         return self.upsample(x)
 
     @staticmethod
