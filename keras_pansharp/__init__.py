@@ -58,10 +58,12 @@ from keras_pansharp.signal import (
 # isort: split
 from keras_pansharp import metrics
 from keras_pansharp.metrics import (
+    d_rho,
     evaluate_fr,
     evaluate_fr_windowed,
     evaluate_rr,
     evaluate_rr_windowed,
+    reprojection,
 )
 
 # --- callbacks (keras_pansharp.callbacks) ---

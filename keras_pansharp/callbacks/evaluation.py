@@ -42,6 +42,8 @@ __all__ = ["RREvaluation", "FREvaluation"]
 
 RR_METRICS = ("q2n", "q_avg", "sam", "ergas", "scc", "psnr", "ssim")
 FR_METRICS = ("hqnr", "qnr", "d_lambda", "d_s", "d_lambda_k")
+#: Opt-in FR metrics (Scarpa & Ciotola's D_rho and reprojection indices).
+FR_EXTRA_METRICS = ("d_rho", "r_q2n", "r_sam", "r_ergas")
 
 
 def _rr_fn(name: str) -> Callable:
@@ -109,6 +111,7 @@ class _EvaluationCallback(keras.callbacks.Callback):
     """Shared machinery: data handling, scheduling, per-sensor aggregation."""
 
     _metric_names: tuple[str, ...] = ()
+    _optional_names: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -129,10 +132,11 @@ class _EvaluationCallback(keras.callbacks.Callback):
         self.batch_size = int(batch_size)
         self.verbose = int(verbose)
         self.metrics = tuple(metrics) if metrics is not None else self._metric_names
-        unknown = [m for m in self.metrics if m not in self._metric_names]
+        known = self._metric_names + self._optional_names
+        unknown = [m for m in self.metrics if m not in known]
         if unknown or not self.metrics:
             raise ValueError(
-                f"Unknown {kind} metric(s) {unknown}; choose from {self._metric_names}."
+                f"Unknown {kind} metric(s) {unknown}; choose from {known}."
             )
         self.sources = self._parse(_split_source(data), sensor)
         self.last_results: dict[str, float] = {}
@@ -387,8 +391,10 @@ class FREvaluation(_EvaluationCallback):
             PAN sides must be multiples of 32 (toolbox D_λ^K).
         sensor: the sensor for non-dict data, a `{key: sensor}` mapping, or
             None (dict keys are sensor names).
-        metrics: subset of `("hqnr", "qnr", "d_lambda", "d_s", "d_lambda_k")`;
-            all by default (QNR and HQNR share D_s).
+        metrics: subset of `("hqnr", "qnr", "d_lambda", "d_s", "d_lambda_k")`
+            (all five by default; QNR and HQNR share D_s), plus on request
+            Scarpa & Ciotola's `"d_rho"`, `"r_q2n"`, `"r_sam"`, `"r_ergas"`
+            (logged as `fr_d_rho`, ...).
         every_n_epochs: evaluation period in epochs.
         prefix: key prefix (`"fr_"`).
         batch_size: prediction batch size for array data.
@@ -403,6 +409,7 @@ class FREvaluation(_EvaluationCallback):
     """
 
     _metric_names = FR_METRICS
+    _optional_names = FR_EXTRA_METRICS
 
     def __init__(
         self,
@@ -453,5 +460,11 @@ class FREvaluation(_EvaluationCallback):
                     continue
                 # keras_pansharp.evaluation's FR image score (evaluate_fr in
                 # DN); no "lms": the toolbox interp23tap of `ms`, as before.
-                r = score_fr_image(f_img, m_img, p_img, s)
+                r = score_fr_image(
+                    f_img,
+                    m_img,
+                    p_img,
+                    s,
+                    consistency=any(m in FR_EXTRA_METRICS for m in self.metrics),
+                )
                 yield {m: r[m] for m in self.metrics}

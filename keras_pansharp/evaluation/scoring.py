@@ -20,10 +20,21 @@ __all__ = ["DEFAULT_METRICS", "FR_METRICS", "RR_METRICS", "evaluate"]
 
 #: Reduced-resolution metrics (`evaluate_rr`): SAM in degrees, PSNR in dB.
 RR_METRICS = ("q2n", "sam", "ergas", "scc", "psnr", "q_avg", "ssim")
-#: Full-resolution metrics (`evaluate_fr`).
-FR_METRICS = ("d_lambda", "d_s", "qnr", "hqnr", "d_lambda_k")
-#: What `evaluate` keeps by default (all but `q_avg` and `ssim`).
-DEFAULT_METRICS = RR_METRICS[:5] + FR_METRICS
+#: Full-resolution metrics (`evaluate_fr`): the toolbox's, then Scarpa &
+#: Ciotola's D_rho and reprojection indices (R-SAM in degrees).
+FR_METRICS = (
+    "d_lambda",
+    "d_s",
+    "qnr",
+    "hqnr",
+    "d_lambda_k",
+    "d_rho",
+    "r_q2n",
+    "r_sam",
+    "r_ergas",
+)
+#: What `evaluate` keeps by default (the toolbox's, without `q_avg`, `ssim`).
+DEFAULT_METRICS = RR_METRICS[:5] + FR_METRICS[:5]
 _UNITS = {"sam_units": "degrees", "psnr_units": "dB"}
 
 
@@ -51,6 +62,7 @@ def score_fr_image(
     pan: np.ndarray,
     sensor: Sensor,
     lms: np.ndarray | None = None,
+    consistency: bool = True,
 ) -> dict[str, float]:
     """FR scores of one normalised image: `evaluate_fr(..., normalized=True)`.
 
@@ -61,11 +73,15 @@ def score_fr_image(
         sensor: the sensor (max DN, MTF gains).
         lms: optional `(H, W, C)` upsampled MS in [0, 1] (default: the
             toolbox `interp23tap` of `ms`).
+        consistency: also compute D_rho and the reprojection indices.
 
     Returns:
-        `{"d_lambda", "d_s", "qnr", "d_lambda_k", "hqnr"}`, computed in DN.
+        `{"d_lambda", "d_s", "qnr", "d_lambda_k", "hqnr", "d_rho", "r_q2n",
+        "r_sam", "r_ergas"}`, computed in DN.
     """
-    return evaluate_fr(fused, ms, pan, sensor=sensor, normalized=True, lms=lms)
+    return evaluate_fr(
+        fused, ms, pan, sensor=sensor, normalized=True, lms=lms, consistency=consistency
+    )
 
 
 def _fuse(fuse, label: str, src: EvaluationSource, split: str) -> np.ndarray:
@@ -116,6 +132,7 @@ def _score(fuse, label, src, split, metrics, dim_cut) -> list[dict[str, float]]:
                 src.inputs["pan"][i],
                 src.sensor,
                 lms=None if lms is None else lms[i],
+                consistency=any(m in FR_METRICS[5:] for m in metrics),
             )
         out.append({f"{split}_{m}": r[m] for m in metrics})
     return out
@@ -182,7 +199,8 @@ def evaluate(
             `{name: sensor}` for source names that are not sensor names.
         metrics: metric names to keep, from `RR_METRICS` and `FR_METRICS`;
             default `DEFAULT_METRICS` (`q2n`, `sam`, `ergas`, `scc`, `psnr`,
-            `d_lambda`, `d_s`, `qnr`, `hqnr`, `d_lambda_k`).
+            `d_lambda`, `d_s`, `qnr`, `hqnr`, `d_lambda_k`; add `d_rho`,
+            `r_q2n`, `r_sam`, `r_ergas` for Scarpa & Ciotola's indices).
         per_image: also keep every image's scores (`table.per_image`).
         batch_size: images per model call.
         dim_cut: RR border cut of the toolbox (0 for patches, 21 for the

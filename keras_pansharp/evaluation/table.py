@@ -32,6 +32,10 @@ METRIC_COLUMNS = (
     "fr_qnr",
     "fr_hqnr",
     "fr_d_lambda_k",
+    "fr_d_rho",
+    "fr_r_q2n",
+    "fr_r_sam",
+    "fr_r_ergas",
 )
 _COUNT_COLUMNS = ("n_rr", "n_fr")
 #: Markdown headers of the columns.
@@ -48,6 +52,10 @@ HEADERS = {
     "fr_qnr": "QNR",
     "fr_hqnr": "HQNR",
     "fr_d_lambda_k": "D_lambda_K",
+    "fr_d_rho": "D_rho",
+    "fr_r_q2n": "R-Q2n",
+    "fr_r_sam": "R-SAM",
+    "fr_r_ergas": "R-ERGAS",
     "n_rr": "N_RR",
     "n_fr": "N_FR",
 }
@@ -129,7 +137,7 @@ class EvaluationTable:
     over its images: `rr_<metric>` (reduced resolution: `q2n`, `sam` in
     degrees, `ergas`, `scc`, `psnr` in dB, optionally `q_avg`, `ssim`),
     `fr_<metric>` (full resolution: `d_lambda`, `d_s`, `qnr`, `hqnr`,
-    `d_lambda_k`), and the image counts `n_rr` / `n_fr`. Scores that could
+    `d_lambda_k`, optionally `d_rho`, `r_q2n`, `r_sam`, `r_ergas`), and the image counts `n_rr` / `n_fr`. Scores that could
     not be computed (a non-finite prediction) are NaN.
 
     Files are written atomically (temporary file + rename): a reader never

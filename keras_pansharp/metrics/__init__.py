@@ -11,6 +11,10 @@
   in bounded memory.
 - Keras metrics (`SAM`, `ERGAS`, `Q2n`, `SCC`, `PSNR`, `SSIM`) for `compile()`.
 - `border_cut`: the toolbox's RR border cut (`dim_cut`).
+- Scarpa & Ciotola's full-resolution indices: `d_rho` and
+  `local_cross_correlation` (`spatial_consistency`), `reprojection` (R-Q2n,
+  R-SAM, R-ERGAS) and `reproject` (`reprojection`); `evaluate_fr` reports
+  them too.
 """
 
 from keras_pansharp.metrics._inputs import border_cut
@@ -32,6 +36,8 @@ from keras_pansharp.metrics.reduced_resolution import (
     scc,
     ssim,
 )
+from keras_pansharp.metrics.reprojection import reproject, reprojection
+from keras_pansharp.metrics.spatial_consistency import d_rho, local_cross_correlation
 from keras_pansharp.metrics.windowed import (
     evaluate_fr_windowed,
     evaluate_rr_windowed,

@@ -245,3 +245,29 @@ def _check_scales(
             UserWarning,
             stacklevel=3,
         )
+
+
+def _check_fr(f: np.ndarray, ms: np.ndarray, pan: np.ndarray | None, ratio: int):
+    if ms.shape[2] != f.shape[2]:
+        raise ValueError(
+            f"fused has {f.shape[2]} bands but ms_lr has {ms.shape[2]}; they must match."
+        )
+    if f.shape[:2] != (ms.shape[0] * ratio, ms.shape[1] * ratio):
+        raise ValueError(
+            f"fused is {f.shape[0]}x{f.shape[1]} but ms_lr is {ms.shape[0]}x"
+            f"{ms.shape[1]}; expected fused = {ratio} x ms_lr."
+        )
+    if pan is not None and pan.shape[:2] != f.shape[:2]:
+        raise ValueError(
+            f"pan is {pan.shape[0]}x{pan.shape[1]} but fused is "
+            f"{f.shape[0]}x{f.shape[1]}; they must be equal."
+        )
+
+
+def _fr_inputs(fused, ms_lr, pan=None):
+    """Checked float64 `(fused, ms_lr, pan or None)` of the FR indices."""
+    f = _as_image(fused, "fused")
+    ms = _as_image(ms_lr, "ms_lr")
+    p = _pan(pan) if pan is not None else None
+    _check_fr(f, ms, p, RATIO)
+    return f, ms, p

@@ -1,8 +1,9 @@
 """Full-resolution (no-reference) metrics, toolbox-exact (NumPy float64).
 
 D_λ, D_s and QNR; Khan's D_λ^K and HQNR; `evaluate_fr`, which computes all
-five sharing the expensive steps. They reproduce the MATLAB pan-sharpening
-toolbox behind the community's published full-resolution tables (see
+five sharing the expensive steps (and adds Scarpa & Ciotola's D_ρ and
+reprojection indices, `spatial_consistency` and `reprojection`). They
+reproduce the MATLAB pan-sharpening toolbox behind the community's published full-resolution tables (see
 `REFERENCE.md` §6). LMS = interp23tap(ms_lr), the PAN low pass and the MTF
 filtering come from `keras_pansharp.signal`; the Q index of D_λ / D_s is the
 block Q of `keras_pansharp.metrics.q_index` (with its flat-block rule) and
@@ -20,6 +21,7 @@ from keras_pansharp.metrics._inputs import (
     _as_image,
     _check_bands,
     _check_scales,
+    _fr_inputs,
     _pan,
     _resolve_scale,
     _same_shape,
@@ -32,6 +34,8 @@ from keras_pansharp.metrics.q_index import (
     _block_q_pairs,
     _q2n_dn,
 )
+from keras_pansharp.metrics.reprojection import _reprojection_dn
+from keras_pansharp.metrics.spatial_consistency import _d_rho
 from keras_pansharp.sensors import Sensor
 
 __all__ = ["d_lambda", "d_s", "qnr", "d_lambda_k", "hqnr", "evaluate_fr"]
@@ -46,31 +50,6 @@ def _signal():
 
 def _lms(ms_lr: np.ndarray) -> np.ndarray:
     return np.asarray(_signal().interp23tap(ms_lr, ratio=RATIO), dtype=np.float64)
-
-
-def _check_fr(f: np.ndarray, ms: np.ndarray, pan: np.ndarray | None, ratio: int):
-    if ms.shape[2] != f.shape[2]:
-        raise ValueError(
-            f"fused has {f.shape[2]} bands but ms_lr has {ms.shape[2]}; they must match."
-        )
-    if f.shape[:2] != (ms.shape[0] * ratio, ms.shape[1] * ratio):
-        raise ValueError(
-            f"fused is {f.shape[0]}x{f.shape[1]} but ms_lr is {ms.shape[0]}x"
-            f"{ms.shape[1]}; expected fused = {ratio} x ms_lr."
-        )
-    if pan is not None and pan.shape[:2] != f.shape[:2]:
-        raise ValueError(
-            f"pan is {pan.shape[0]}x{pan.shape[1]} but fused is "
-            f"{f.shape[0]}x{f.shape[1]}; they must be equal."
-        )
-
-
-def _fr_inputs(fused, ms_lr, pan=None):
-    f = _as_image(fused, "fused")
-    ms = _as_image(ms_lr, "ms_lr")
-    p = _pan(pan) if pan is not None else None
-    _check_fr(f, ms, p, RATIO)
-    return f, ms, p
 
 
 def _lms_or(lms, ms: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -304,6 +283,7 @@ def evaluate_fr(
     lms=None,
     pan_lr=None,
     block_size: int = Q_BLOCK,
+    consistency: bool = True,
 ) -> dict[str, float]:
     """Full-resolution (no-reference) evaluation, toolbox-exact.
 
@@ -319,9 +299,14 @@ def evaluate_fr(
         lms: optional precomputed interp23tap(ms_lr).
         pan_lr: optional precomputed imresize(PAN, 1/4).
         block_size: Q block side (32).
+        consistency: also compute Scarpa & Ciotola's indices (about doubles
+            the time; False skips them).
 
     Returns:
-        dict with `d_lambda`, `d_s`, `qnr`, `d_lambda_k`, `hqnr` (floats).
+        dict with `d_lambda`, `d_s`, `qnr`, `d_lambda_k`, `hqnr` (toolbox),
+        and, with `consistency`, Scarpa & Ciotola's `d_rho`
+        (`spatial_consistency.d_rho`, 0 is best), `r_q2n`, `r_sam`, `r_ergas`
+        (`reprojection.reprojection`, at MS scale) (floats).
 
     Raises:
         ValueError: bad shapes or band counts, NaN / inf, or inputs on
@@ -371,10 +356,14 @@ def evaluate_fr(
     ds = _d_s(f, lm, pn, plp, s, 1, groups)
     del groups
     dk = _d_lambda_k(f, lm, sensor, s)
-    return {
+    scores = {
         "d_lambda": dl,
         "d_s": ds,
         "qnr": float((1 - dl) * (1 - ds)),
         "d_lambda_k": dk,
         "hqnr": float((1 - dk) * (1 - ds)),
     }
+    if consistency:
+        scores["d_rho"] = _d_rho(f, pn)
+        scores.update(_reprojection_dn(f, ms, pn, sensor, s))
+    return scores

@@ -34,6 +34,18 @@ so it is accumulated as sums over windows aligned to the 32-pixel block grid:
   then equals the whole scene's); the circular interp23tap halo of 12 MS
   pixels is assembled from those pieces (wrapping to the opposite border).
 
+- D_ρ (Scarpa & Ciotola): a local correlation on 2w x 2w windows of
+  locally centred images, so each window reads the fused image and the PAN
+  with a 2w-pixel halo, zeros outside the scene (the zero padding of
+  `local_cross_correlation.m`); ρ is computed on the same numbers as on the
+  whole scene and summed.
+- Reprojection (R-Q2n, R-SAM, R-ERGAS): a first pass over MS-scale windows
+  sums the co-registration correlations (MS and the MTF-filtered PAN, halos
+  of 4 MS and 20 + 16 PAN pixels) to pick the decimation offsets; the main
+  pass MTF-filters each fused window (20-pixel halo) and decimates it. The
+  reprojected image and the MS (1/16 of the scene's pixels) are kept and
+  scored at the end with `q2n`, `sam`, `ergas`.
+
 Nothing is approximated: the only differences from the in-memory functions
 are the order of floating-point sums and FFT sizes (relative ~1e-15 per
 value). Q2n and D_λ^K quantise to uint16, so a value within ~1e-12 of a .5
@@ -55,135 +67,100 @@ from keras_pansharp.metrics._inputs import (
     _resolve_scale,
     _scale_stats,
 )
+from keras_pansharp.metrics._windows import (
+    _grid,
+    _progress,
+    _scale_in_place,
+    _Scene,
+    _window_step,
+    _wrapped,
+)
 from keras_pansharp.metrics.q_index import (
     _block_groups,
     _block_q_bands_each,
     _block_q_pairs_each,
     _q2n_block_norms,
-    _q_map,
     _sum_q,
 )
-from keras_pansharp.metrics.reduced_resolution import _sobel_magnitude
+from keras_pansharp.metrics.reprojection import (
+    COREG_HALF_WIDTH,
+    _best_offsets,
+    _reprojection_scores,
+    reprojection_kernels,
+)
+from keras_pansharp.metrics.spatial_consistency import (
+    _d_rho_sum,
+    _lcc_padded,
+    half_width,
+)
+from keras_pansharp.metrics.windowed_rr import evaluate_rr_windowed
 from keras_pansharp.sensors import Sensor, get_sensor
 
 __all__ = ["evaluate_fr_windowed", "evaluate_rr_windowed"]
 
 _HALO_LR = 12  # MS pixels around a window for interp23tap (reach ~9)
 _RESIZE_HALO = 8  # PAN pixels around a piece of imresize(PAN, 1/4) (needs 6)
-_SSIM_RADIUS = 5  # Gaussian sigma 1.5, truncate 3.5 (scikit-image)
-
-
-# ------------------------------------------------------------- array access
-class _Scene:
-    """A channels-last view of an array-like, read by rectangular windows.
-
-    Args:
-        x: `(H, W)` or `(H, W, C)` array-like (NumPy array, `np.memmap`, h5py
-            dataset, any object with `shape`, `dtype` and 2-D slicing).
-        name: argument name for messages.
-        single_band: require one band (PAN).
-        offset, size: a sub-rectangle of `x` (the toolbox border cut).
-    """
-
-    def __init__(self, x, name: str, *, single_band=False, offset=(0, 0), size=None):
-        if not all(hasattr(x, a) for a in ("shape", "dtype", "__getitem__")):
-            x = np.asarray(x)
-        shape = tuple(int(d) for d in x.shape)
-        dtype = np.dtype(x.dtype)
-        if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(
-            dtype, np.complexfloating
-        ):
-            raise ValueError(f"{name}: expected a real numeric array, got {dtype}.")
-        if len(shape) not in (2, 3):
-            raise ValueError(
-                f"{name}: expected a channels-last image (H, W, C) or (H, W), got "
-                f"shape {shape}."
-            )
-        self.x, self.name = x, name
-        self.c = 1 if len(shape) == 2 else shape[2]
-        if single_band and self.c != 1:
-            raise ValueError(
-                f"{name}: expected one band, (H, W) or (H, W, 1), got shape {shape}."
-            )
-        self.oy, self.ox = offset
-        self.h, self.w = size if size is not None else shape[:2]
-        if min(self.h, self.w, self.c) < 1:
-            raise ValueError(f"{name}: empty image of shape {shape}.")
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.h, self.w, self.c
-
-    def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        """Rows `r0:r1`, columns `c0:c1` (inside the view) as float64 (h, w, C).
-
-        Raises:
-            ValueError: NaN / inf in the window (its first position named).
-        """
-        a = np.asarray(
-            self.x[self.oy + r0 : self.oy + r1, self.ox + c0 : self.ox + c1]
-        ).astype(np.float64)
-        if a.ndim == 2:
-            a = a[:, :, None]
-        if not np.isfinite(np.sum(a)) and not np.all(np.isfinite(a)):
-            bad = np.argwhere(~np.isfinite(a))
-            r, c = int(bad[0][0]) + r0, int(bad[0][1]) + c0
-            raise ValueError(
-                f"{self.name}: contains {len(bad)} NaN or infinite values in "
-                f"rows {r0}:{r1}, cols {c0}:{c1} (first at row {r}, col {c})."
-            )
-        return a
-
-
-def _runs(start: int, stop: int, n: int) -> list[tuple[int, int]]:
-    """Contiguous runs of the indices `start..stop-1` taken modulo `n`."""
-    idx = np.arange(start, stop) % n
-    breaks = np.nonzero(np.diff(idx) != 1)[0] + 1
-    return [(int(b[0]), int(b[-1]) + 1) for b in np.split(idx, breaks)]
-
-
-def _wrapped(get, n0: int, n1: int, r0: int, r1: int, c0: int, c1: int):
-    """Rows `r0:r1`, cols `c0:c1` of an `(n0, n1, ...)` image, circularly.
-
-    `get(a, b, c, d)` returns the in-range region `[a:b, c:d]`.
-    """
-    col_runs = _runs(c0, c1, n1)
-    rows = []
-    for a, b in _runs(r0, r1, n0):
-        parts = [get(a, b, c, d) for c, d in col_runs]
-        rows.append(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
-    return rows[0] if len(rows) == 1 else np.concatenate(rows, axis=0)
-
-
-def _grid(size: int, step: int) -> list[tuple[int, int]]:
-    return [(a, min(a + step, size)) for a in range(0, size, step)]
-
-
-def _window_step(window, multiple: int) -> int:
-    if isinstance(window, bool) or int(window) != window:
-        raise ValueError(f"window must be an integer, got {window!r}.")
-    step = (int(window) // multiple) * multiple
-    if step < multiple:
-        raise ValueError(
-            f"window must be at least {multiple} (a multiple of the block size and "
-            f"of the ratio), got {window}."
-        )
-    return step
-
-
-def _progress(n: int, verbose: int):
-    if not verbose:
-        return None
-    import keras
-
-    return keras.utils.Progbar(n, unit_name="window")
 
 
 # ------------------------------------------------------------------- FR
-def _scale_in_place(a: np.ndarray, factor: float | None) -> np.ndarray:
-    if factor is not None:
-        a *= factor
-    return a
+
+
+def _zero_halo(a, e0, g0, r0, r1, c0, c1, halo, n0, n1):
+    """Rows `r0-halo:r1+halo`, cols `c0-halo:c1+halo` of a scene, zero outside.
+
+    `a` holds the scene's rows `e0:` and cols `g0:` (at least the wanted
+    region clipped to the `(n0, n1)` scene). Returns the region and the mask
+    of its scene pixels (the layout of `spatial_consistency._lcc_padded`).
+    """
+    t0, t1 = max(0, r0 - halo), min(n0, r1 + halo)
+    u0, u1 = max(0, c0 - halo), min(n1, c1 + halo)
+    pad = (
+        (t0 - (r0 - halo), r1 + halo - t1),
+        (u0 - (c0 - halo), c1 + halo - u1),
+    )
+    core = a[t0 - e0 : t1 - e0, u0 - g0 : u1 - g0]
+    inside = np.pad(np.ones(core.shape[:2], bool), pad)
+    return np.pad(core, (*pad, (0, 0))), inside
+
+
+def _coregistration_windowed(ms_src, p_src, kernel, step, factor):
+    """`reprojection._coregistration_scores` summed over MS-scale windows.
+
+    Returns `(4, 4, C)` mean ρ, equal to the whole-scene scores up to the
+    order of the sums (ρ itself is computed on the same numbers).
+    """
+    from keras_pansharp.signal import correlate_nearest
+
+    cw = COREG_HALF_WIDTH
+    h, w, c = ms_src.shape
+    big_h, big_w = p_src.h, p_src.w
+    halo_lr = 2 * cw
+    kh = kernel.shape[0] // 2
+    acc = np.zeros((RATIO, RATIO, c))
+    lstep = step // RATIO
+    for ly0, ly1 in _grid(h, lstep):
+        for lx0, lx1 in _grid(w, lstep):
+            m0, n0 = max(0, ly0 - halo_lr), max(0, lx0 - halo_lr)
+            m1, n1 = min(h, ly1 + halo_lr), min(w, lx1 + halo_lr)
+            ms = _scale_in_place(ms_src.read(m0, m1, n0, n1), factor)
+            ms_ext, inside = _zero_halo(ms, m0, n0, ly0, ly1, lx0, lx1, halo_lr, h, w)
+            # PAN rows feeding the LR rows m0:m1 at every offset, plus the
+            # filter's halo (replicate padding acts only at the scene border).
+            e0, e1 = max(0, RATIO * m0 - kh), min(big_h, RATIO * m1 + kh)
+            g0, g1 = max(0, RATIO * n0 - kh), min(big_w, RATIO * n1 + kh)
+            pan = _scale_in_place(p_src.read(e0, e1, g0, g1)[:, :, 0], factor)
+            plp = correlate_nearest(pan, kernel)
+            for i in range(RATIO):
+                for j in range(RATIO):
+                    a0, b0 = RATIO * m0 + i - e0, RATIO * n0 + j - g0
+                    pij = plp[a0 : a0 + RATIO * (m1 - m0) : RATIO,
+                              b0 : b0 + RATIO * (n1 - n0) : RATIO, None]  # fmt: skip
+                    p_ext, _ = _zero_halo(
+                        pij, m0, n0, ly0, ly1, lx0, lx1, halo_lr, h, w
+                    )
+                    rho = _lcc_padded(ms_ext, p_ext, inside, cw)
+                    acc[i, j] += np.sum(rho, axis=(0, 1))
+    return acc / (h * w)
 
 
 def evaluate_fr_windowed(
@@ -199,11 +176,13 @@ def evaluate_fr_windowed(
     block_size: int = Q_BLOCK,
     window: int = 1024,
     verbose: int = 0,
+    consistency: bool = True,
 ) -> dict[str, float]:
     """`evaluate_fr` over a scene read window by window, in bounded memory.
 
     Same arguments and same numbers as `keras_pansharp.metrics.evaluate_fr`
-    (D_λ, D_s, QNR, D_λ^K, HQNR, toolbox-exact; see this module's docstring
+    (D_λ, D_s, QNR, D_λ^K, HQNR, toolbox-exact, D_ρ and R-Q2n / R-SAM /
+    R-ERGAS; see this module's docstring
     for why the windowed sums are exact), for inputs that need not fit in
     memory: each is read by `window x window` PAN-scale slices plus halos.
 
@@ -228,10 +207,14 @@ def evaluate_fr_windowed(
             Windows below ~512 get slower (the halos are re-read and
             re-filtered).
         verbose: 1 shows a progress bar over windows.
+        consistency: also compute D_ρ and the reprojection indices (as
+            `evaluate_fr`; False skips them and their first pass).
 
     Returns:
-        dict with `d_lambda`, `d_s`, `qnr`, `d_lambda_k`, `hqnr` (floats),
-        equal to `evaluate_fr` on the whole scene to ~1e-13.
+        dict with `d_lambda`, `d_s`, `qnr`, `d_lambda_k`, `hqnr`, (with
+        `consistency`) `d_rho`, `r_q2n`, `r_sam`, `r_ergas` (floats), equal to `evaluate_fr` on the
+        whole scene to ~1e-13. The reprojection keeps two MS-scale
+        `(H/4, W/4, C)` float64 arrays in memory.
 
     Raises:
         ValueError: as `evaluate_fr` (shapes, bands, NaN / inf, with the
@@ -315,8 +298,20 @@ def evaluate_fr_windowed(
         oy, ox = e0 // RATIO, g0 // RATIO
         return small[a - oy : b - oy, c0 - ox : c1 - ox, None]
 
+    # Scarpa & Ciotola: D_rho sums, and the reprojected fused image at MS
+    # scale (1/16 of the scene) assembled window by window after a first pass
+    # for the decimation offsets.
+    rw = half_width(RATIO)
+    rkern = reprojection_kernels(sensor_obj, c)
+    if consistency:
+        offsets = _best_offsets(
+            _coregistration_windowed(ms_src, p_src, rkern[:, :, 0], step, factor)
+        )
+        f_lr = np.empty((h, w, c))
+        ms_all = np.empty((h, w, c))
     stats: dict = {}
     acc = {"qf": 0.0, "ql": 0.0, "qh": 0.0, "qlp": 0.0, "q2n": 0.0, "n": 0}
+    acc["rho"] = 0.0
     windows = [(ry, rx) for ry in _grid(big_h, step) for rx in _grid(big_w, step)]
     bar = _progress(len(windows), verbose)
     for i, ((y0, y1), (x0, x1)) in enumerate(windows):
@@ -383,6 +378,25 @@ def evaluate_fr_windowed(
         del gf, gl, pw, plp
         # D_lambda^K: Q2n blocks of MTF(fused) against LMS.
         fm = mtf_filter(fe, kernels)[core]
+        if consistency:
+            # D_rho: the fused and PAN with a 2w halo, zeros outside the scene.
+            pe0, pe1 = max(0, y0 - 2 * rw), min(big_h, y1 + 2 * rw)
+            pg0, pg1 = max(0, x0 - 2 * rw), min(big_w, x1 + 2 * rw)
+            pe = _scale_in_place(p_src.read(pe0, pe1, pg0, pg1), factor)
+            f_ext, inside = _zero_halo(
+                fe, ey0, ex0, y0, y1, x0, x1, 2 * rw, big_h, big_w
+            )
+            p_ext, _ = _zero_halo(pe, pe0, pg0, y0, y1, x0, x1, 2 * rw, big_h, big_w)
+            acc["rho"] += _d_rho_sum(_lcc_padded(f_ext, p_ext, inside, rw))
+            del f_ext, p_ext, pe, inside
+            # Reprojection: the tool's MTF kernels, decimated at the offsets.
+            fr = mtf_filter(fe, rkern)[core]
+            for b, (r, cc) in enumerate(offsets):
+                f_lr[ly0:ly1, lx0:lx1, b] = fr[r::RATIO, cc::RATIO, b]
+            del fr
+            ms_all[ly0:ly1, lx0:lx1] = _scale_in_place(
+                ms_src.read(ly0, ly1, lx0, lx1), factor
+            )
         del fe
         q2 = _q2n_block_norms(fm, lw, s)
         del fm, lw
@@ -404,221 +418,10 @@ def evaluate_fr_windowed(
         "qnr": float((1 - dl) * (1 - ds)),
         "d_lambda_k": float(dk),
         "hqnr": float((1 - dk) * (1 - ds)),
-    }
-
-
-# ------------------------------------------------------------------- RR
-def evaluate_rr_windowed(
-    fused,
-    gt,
-    *,
-    sensor: str | Sensor | None = None,
-    max_value: float | None = None,
-    normalized: bool = False,
-    dim_cut: int = 0,
-    ratio: int = RATIO,
-    block_size: int = Q_BLOCK,
-    window: int = 1024,
-    verbose: int = 0,
-) -> dict[str, float]:
-    """`evaluate_rr` over an image read window by window, in bounded memory.
-
-    Same arguments and same numbers as `keras_pansharp.metrics.evaluate_rr`
-    (Q2n, Q_avg, SAM, ERGAS, SCC, PSNR, SSIM, toolbox-exact; see this
-    module's docstring), for `fused` and `gt` that need not fit in memory.
-
-    Args:
-        fused: `(H, W, C)` fused image (array-like read by slices).
-        gt: `(H, W, C)` reference.
-        sensor: sensor name or `Sensor` (max DN and a band-count check).
-        max_value: maximum DN (overrides the sensor's); one of `sensor` /
-            `max_value` is required.
-        normalized: True when the inputs are in [0, 1] rather than DN.
-        dim_cut: toolbox border cut (keeps rows/cols `dim_cut-1 : N-dim_cut`).
-        ratio: resolution ratio for ERGAS (4).
-        block_size: Q / Q2n block side (32).
-        window: window side, rounded down to a multiple of `block_size`.
-        verbose: 1 shows a progress bar over windows.
-
-    Returns:
-        dict with `q2n`, `q_avg`, `sam`, `ergas`, `scc`, `psnr`, `ssim`,
-        equal to `evaluate_rr` on the whole image to ~1e-13.
-
-    Raises:
-        ValueError: as `evaluate_rr` (shapes, bands, NaN / inf with the
-            window position, missing scale, inputs on different scales).
-    """
-    from skimage.metrics import structural_similarity
-
-    fn = "evaluate_rr_windowed"
-    f0 = _Scene(fused, "fused")
-    g0 = _Scene(gt, "gt")
-    if f0.shape != g0.shape:
-        raise ValueError(
-            f"fused has shape {f0.shape} but gt has shape {g0.shape}; they must "
-            "be equal (H, W, C)."
-        )
-    h, w, c = g0.shape
-    if sensor is not None:
-        sensor_obj = get_sensor(sensor)
-        if c != sensor_obj.num_bands:
-            raise ValueError(
-                f"gt has {c} bands but sensor {sensor_obj.name!r} has "
-                f"{sensor_obj.num_bands} (use sensor.rgbn() or generic_sensor "
-                "for a subset)."
-            )
-    scale = _resolve_scale(sensor, max_value)
-    if scale is None:
-        raise ValueError(f"{fn} needs the DN scale: pass sensor= or max_value=.")
-    factor = scale if normalized else None
-    cut = int(dim_cut)
-    if cut < 0:
-        raise ValueError(f"dim_cut must be >= 0, got {dim_cut}.")
-    if cut:
-        hc, wc = h - 2 * cut + 1, w - 2 * cut + 1
-        if hc < 1 or wc < 1:
-            raise ValueError(f"dim_cut={dim_cut} is too large for an image {h}x{w}.")
-        offset = (cut - 1, cut - 1)
-    else:
-        hc, wc, offset = h, w, (0, 0)
-    f_src = _Scene(fused, "fused", offset=offset, size=(hc, wc))
-    g_src = _Scene(gt, "gt", offset=offset, size=(hc, wc))
-    s = int(block_size)
-    hp, wp = -(-hc // s) * s, -(-wc // s) * s
-    if hp - hc > hc or wp - wc > wc:
-        raise ValueError(f"image {hc}x{wc} is too small for {s}x{s} Q2n blocks.")
-    if hc < s or wc < s:
-        raise ValueError(f"q_avg needs images of at least {s}x{s}, got {(hc, wc)}.")
-    if hc < 2 * _SSIM_RADIUS + 1 or wc < 2 * _SSIM_RADIUS + 1:
-        raise ValueError(f"ssim needs images of at least 11x11, got {(hc, wc)}.")
-    step = _window_step(window, s)
-    halo = max(s, _SSIM_RADIUS + 1)
-    r = _SSIM_RADIUS
-
-    def mirror(start, stop, n):  # np.pad "symmetric" beyond the end
-        i = np.arange(start, stop)
-        return np.where(i < n, i, 2 * n - 1 - i)
-
-    stats: dict = {}
-    acc = {
-        "q2n": 0.0, "nq2n": 0, "qavg": 0.0, "nqavg": 0, "sam": 0.0, "nsam": 0,
-        "se": 0.0, "sg": 0.0, "se_unit": 0.0, "npix": 0,
-        "scc_fg": 0.0, "scc_ff": 0.0, "scc_gg": 0.0, "ssim": 0.0, "nssim": 0,
-    }  # fmt: skip
-    windows = [(ry, rx) for ry in _grid(hp, step) for rx in _grid(wp, step)]
-    bar = _progress(len(windows), verbose)
-    for i, ((y0, y1), (x0, x1)) in enumerate(windows):
-        ey0, ey1 = max(0, y0 - halo), min(hc, y1 + halo)
-        ex0, ex1 = max(0, x0 - halo), min(wc, x1 + halo)
-        fe = f_src.read(ey0, ey1, ex0, ex1)
-        ge = g_src.read(ey0, ey1, ex0, ex1)
-        py1, px1 = min(y1, hc), min(x1, wc)  # window pixels inside the image
-        core = (slice(y0 - ey0, py1 - ey0), slice(x0 - ex0, px1 - ex0))
-        new = {"gt": _scale_stats(ge[core]), "fused": _scale_stats(fe[core])}
-        stats = {key: _merge_stats(stats.get(key), v) for key, v in new.items()}
-        _check_scales(
-            stats, "gt", normalized=normalized, scale=scale, fn=fn, final=False
-        )
-        _scale_in_place(fe, factor)
-        _scale_in_place(ge, factor)
-        # Q2n on the (mirror-padded) window.
-        if py1 == y1 and px1 == x1:
-            fq, gq = fe[core], ge[core]
-        else:
-            ri = mirror(y0, y1, hc) - ey0
-            ci = mirror(x0, x1, wc) - ex0
-            fq, gq = fe[ri][:, ci], ge[ri][:, ci]
-        q2 = _q2n_block_norms(fq, gq, s)
-        acc["q2n"] += float(np.sum(q2))
-        acc["nq2n"] += q2.size
-        del fq, gq
-        # Pixel sums: SAM, ERGAS, PSNR.
-        fc, gc = fe[core], ge[core]
-        prod = np.einsum("hwc,hwc->hw", gc, fc)
-        norm = np.sqrt(
-            np.einsum("hwc,hwc->hw", gc, gc) * np.einsum("hwc,hwc->hw", fc, fc)
-        )
-        valid = norm != 0
-        if np.any(valid):
-            cos = np.clip(prod[valid] / norm[valid], -1.0, 1.0)
-            acc["sam"] += float(np.sum(np.arccos(cos)))
-            acc["nsam"] += int(cos.size)
-        del prod, norm, valid
-        acc["se"] = acc["se"] + np.sum((gc - fc) ** 2, axis=(0, 1))
-        acc["sg"] = acc["sg"] + np.sum(gc, axis=(0, 1))
-        acc["se_unit"] = acc["se_unit"] + np.sum(
-            (gc / scale - fc / scale) ** 2, axis=(0, 1)
-        )
-        acc["npix"] += gc.shape[0] * gc.shape[1]
-        # Q_avg: sliding-window map positions of this window.
-        qy1, qx1 = min(y1, hc - s + 1), min(x1, wc - s + 1)
-        if qy1 > y0 and qx1 > x0:
-            sub = (
-                slice(y0 - ey0, qy1 + s - 1 - ey0),
-                slice(x0 - ex0, qx1 + s - 1 - ex0),
-            )
-            qmap = _q_map(fe[sub], ge[sub], s)
-            acc["qavg"] = acc["qavg"] + np.sum(qmap, axis=(0, 1))
-            acc["nqavg"] += qmap.shape[0] * qmap.shape[1]
-            del qmap
-        # SCC: Sobel on the image without its 1-pixel border (zero padding).
-        sy0, sy1 = max(y0, 1), min(y1, hc - 1)
-        sx0, sx1 = max(x0, 1), min(x1, wc - 1)
-        if sy1 > sy0 and sx1 > sx0:
-            ty0, ty1 = max(sy0 - 1, 1), min(sy1 + 1, hc - 1)
-            tx0, tx1 = max(sx0 - 1, 1), min(sx1 + 1, wc - 1)
-            ext = (slice(ty0 - ey0, ty1 - ey0), slice(tx0 - ex0, tx1 - ex0))
-            keep = (slice(sy0 - ty0, sy1 - ty0), slice(sx0 - tx0, sx1 - tx0))
-            mf = _sobel_magnitude(fe[ext])[keep]
-            mg = _sobel_magnitude(ge[ext])[keep]
-            acc["scc_fg"] += float(np.sum(mf * mg))
-            acc["scc_ff"] += float(np.sum(mf * mf))
-            acc["scc_gg"] += float(np.sum(mg * mg))
-            del mf, mg
-        # SSIM map (unit scale) without its r-pixel border.
-        sy0, sy1 = max(y0, r), min(y1, hc - r)
-        sx0, sx1 = max(x0, r), min(x1, wc - r)
-        if sy1 > sy0 and sx1 > sx0:
-            ext = (
-                slice(sy0 - r - ey0, sy1 + r - ey0),
-                slice(sx0 - r - ex0, sx1 + r - ex0),
-            )
-            _, smap = structural_similarity(
-                ge[ext] / scale,
-                fe[ext] / scale,
-                data_range=1.0,
-                channel_axis=-1,
-                gaussian_weights=True,
-                sigma=1.5,
-                use_sample_covariance=False,
-                K1=0.01,
-                K2=0.03,
-                full=True,
-            )
-            acc["ssim"] = acc["ssim"] + np.sum(smap[r:-r, r:-r], axis=(0, 1))
-            acc["nssim"] += (sy1 - sy0) * (sx1 - sx0)
-            del smap
-        del fe, ge, fc, gc
-        if bar is not None:
-            bar.update(i + 1)
-    _check_scales(stats, "gt", normalized=normalized, scale=scale, fn=fn)
-    npix = acc["npix"]
-    mse = acc["se"] / npix
-    mu2 = (acc["sg"] / npix) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(mu2 == 0, np.where(mse == 0, 0.0, np.inf), mse / mu2)
-        psnr = 10.0 * np.log10(1.0 / (acc["se_unit"] / npix))
-    den = math.sqrt(acc["scc_ff"]) * math.sqrt(acc["scc_gg"])
-    if den == 0:
-        scc = 1.0 if acc["scc_ff"] == acc["scc_gg"] else 0.0
-    else:
-        scc = acc["scc_fg"] / den
-    return {
-        "q2n": acc["q2n"] / acc["nq2n"],
-        "q_avg": float(np.mean(acc["qavg"] / acc["nqavg"])),
-        "sam": (acc["sam"] / acc["nsam"] * 180.0 / np.pi if acc["nsam"] else 0.0),
-        "ergas": float(100.0 / ratio * np.sqrt(np.mean(terms))),
-        "scc": float(scc),
-        "psnr": float(np.mean(psnr)),
-        "ssim": float(np.mean(acc["ssim"] / acc["nssim"])),
+        **(
+            {"d_rho": acc["rho"] / (big_h * big_w * c)}
+            | _reprojection_scores(f_lr, ms_all, s)
+            if consistency
+            else {}
+        ),
     }
