@@ -176,12 +176,15 @@ def add_parser(subparsers) -> None:
         help="toolbox-exact quality scores of a fused image (FR or RR)",
         description=(
             "Toolbox-exact scores of a fused GeoTIFF in DN: full resolution "
-            "(no reference: D_lambda, D_s, QNR, D_lambda^K, HQNR) with --ms and "
-            "--pan, or reduced resolution (Q2n, Q, SAM, ERGAS, SCC, PSNR, SSIM) "
+            "(no reference: D_lambda, D_s, QNR, D_lambda^K, HQNR, and Scarpa & "
+            "Ciotola's D_rho, R-Q2n, R-SAM, R-ERGAS) with --ms and --pan, or "
+            "reduced resolution (Q2n, Q, SAM, ERGAS, SCC, PSNR, SSIM) "
             "against --reference. The files are read window by window "
             "(--window pixels plus halos) and the scores accumulated exactly "
             "(the numbers of the in-memory evaluation, to ~1e-13), so memory "
-            "stays bounded (about 0.5 GB for 4 bands) whatever the scene size."
+            "stays bounded (about 0.5 GB for 4 bands) whatever the scene size, "
+            "except for the reprojection indices, which keep two float64 "
+            "MS-scale images (16 bytes per MS pixel and band)."
         ),
     )
     e.add_argument("--fused", required=True, help="fused GeoTIFF (DN).")
