@@ -6,6 +6,15 @@ non-Keras model, NaN/inf, PAN not 4x the MS, a band count other than the
 model's and the sensor's, and data whose range contradicts the scale
 (negative values, values above the max DN, or data already normalised given
 with a DN sensor). The data are never rescaled or altered.
+
+A Wald-degraded pair (`keras_pansharp.wald_degrade`, the reduced-resolution
+copy of a scene) is accepted as it is: its PAN comes from MATLAB's bicubic
+`imresize` with antialiasing, whose negative taps can overshoot the PAN's
+range near sharp edges (e.g. an IKONOS PAN of max 2047 degraded to 2122).
+The PAN may therefore exceed `[0, max DN]` by what that kernel can produce
+at most (`PAN_RANGE`: -0.187 to 1.187 x max DN, from the sums of its
+negative and positive taps); the MS (MTF-filtered, non-negative kernels)
+and anything beyond that bound keep the errors.
 """
 
 from __future__ import annotations
@@ -15,8 +24,25 @@ import numpy as np
 
 from keras_pansharp.sensors import Sensor, get_sensor
 from keras_pansharp.signal.checks import as_float_image, as_pan, check_pair
+from keras_pansharp.signal.resize import cubic_kernel
 
-__all__ = ["check_scale", "scene_inputs"]
+__all__ = ["PAN_RANGE", "check_scale", "scene_inputs"]
+
+
+def _pan_range() -> tuple[float, float]:
+    """`(low, high)` in units of max DN that `wald_degrade`'s PAN can reach
+    from a PAN in `[0, 1]`: the separable 1/4 bicubic antialiased kernel
+    (taps `cubic(d / 4) / 4` at d = 7.5 ... -7.5, renormalised) applied to
+    the worst pattern of 0 and 1 (1 under its positive taps, 0 under its
+    negative ones, or the opposite)."""
+    taps = cubic_kernel(np.arange(7.5, -8.0, -1.0) / 4.0)
+    taps = taps / taps.sum()
+    pos, neg = taps[taps > 0].sum(), -taps[taps < 0].sum()
+    return float(-2.0 * pos * neg), float(pos * pos + neg * neg)
+
+
+#: The range a Wald-degraded PAN can reach, in units of the max DN.
+PAN_RANGE = _pan_range()
 
 
 def check_scale(
@@ -32,21 +58,32 @@ def check_scale(
         caller: prefix of the error messages.
 
     Raises:
-        ValueError: negative values, values above `max_value`, or data at
-            most 1 with a `max_value` above 1 (already normalised).
+        ValueError: negative MS values or MS values above `max_value`, PAN
+            values outside `PAN_RANGE` x `max_value` (what a Wald-degraded
+            PAN can reach), or data at most 1 with a `max_value` above 1
+            (already normalised).
     """
-    hi = float(max(ms.max(), pan.max()))
-    lo = float(min(ms.min(), pan.min()))
-    if lo < 0:
+    ms_lo, ms_hi = float(ms.min()), float(ms.max())
+    pan_lo, pan_hi = float(pan.min()), float(pan.max())
+    low, high = PAN_RANGE
+    # The MS may dip below 0 by the rounding of the MTF kernels' taps (~1e-9).
+    ms_neg = ms_lo < -1e-6 * max_value
+    if ms_neg or pan_lo < low * max_value:
+        lo = ms_lo if ms_neg else pan_lo
         raise ValueError(
-            f"{caller}: ms/pan contain negative values (min {lo}); expected digital "
-            "numbers (DN) >= 0."
+            f"{caller}: {'ms' if ms_neg else 'pan'} contains negative values "
+            f"(min {lo:g}); expected digital numbers (DN) >= 0 (a Wald-degraded "
+            f"PAN may undershoot to {low * max_value:.6g})."
         )
-    if hi > max_value * 1.0001:
+    if ms_hi > max_value * 1.0001 or pan_hi > high * max_value:
+        what, hi = ("ms", ms_hi) if ms_hi > max_value * 1.0001 else ("pan", pan_hi)
         raise ValueError(
-            f"{caller}: values up to {hi:g} exceed the max DN {max_value:g} of "
-            f"sensor {name}; wrong sensor, or pass max_value= for this data."
+            f"{caller}: {what} values up to {hi:g} exceed the max DN {max_value:g} "
+            f"of sensor {name} (a Wald-degraded PAN may overshoot to "
+            f"{high * max_value:.6g}); wrong sensor, or pass max_value= for this "
+            "data."
         )
+    hi = max(ms_hi, pan_hi)
     if max_value > 1.0 and hi <= 1.0:
         raise ValueError(
             f"{caller}: ms/pan look normalised (max {hi:g} <= 1) but sensor {name} "

@@ -11,7 +11,9 @@ from scipy.ndimage import correlate
 import keras_pansharp as kp
 from keras_pansharp.losses import NoReferenceLoss, no_reference_target
 from keras_pansharp.metrics.q_index import _block_centered, _q2n_blocks
+from keras_pansharp.scene_inputs import PAN_RANGE
 from keras_pansharp.signal import interp23tap, mtf_filter, mtf_kernels
+from keras_pansharp.signal.resize import cubic_kernel
 
 
 def _smooth(rng, shape, scale=4.0):
@@ -434,6 +436,57 @@ def test_adapt_errors():
         (12.0, 6),
     ],
 )
+def _edgy_scene(h=32, max_dn=2047.0):
+    """A DN scene whose PAN is 8 x 8 squares of max DN on 0, on a 16-pixel
+    grid placed so that the 1/4 bicubic kernel's positive taps fall on a
+    square and its negative ones on the dark gaps: the most it overshoots."""
+    ms, _ = _scene(np.random.default_rng(11), h=h, max_dn=max_dn)
+    idx = np.arange(4 * h) % 16
+    line = ((idx >= 2) & (idx < 10)).astype(float)
+    return np.clip(ms, 0, max_dn), np.outer(line, line) * max_dn
+
+
+def test_pan_range_is_what_wald_degrade_can_reach():
+    low, high = PAN_RANGE
+    # The worst pattern for the 1/4 bicubic kernel reaches the bound exactly.
+    taps = cubic_kernel(np.arange(7.5, -8.0, -1.0) / 4.0)
+    taps = taps / taps.sum()
+    row = (taps > 0).astype(float)
+    worst = np.outer(row, row) + np.outer(1 - row, 1 - row)
+    assert np.isclose(float((np.outer(taps, taps) * worst).sum()), high)
+    assert high < 1.19 and -0.19 < low < 0
+    ms, pan = _edgy_scene()
+    ms_lr, pan_lr = kp.wald_degrade(ms, pan, "qb")
+    assert pan_lr.max() > 2047 and pan_lr.min() < 0  # the overshoot is real
+    assert low * 2047 <= pan_lr.min() and pan_lr.max() <= high * 2047
+
+
+def test_wald_degraded_pairs_are_accepted_beyond_bounds_refused():
+    ms, pan = _edgy_scene()
+    ms_lr, pan_lr = kp.wald_degrade(ms, pan, "qb")
+    model = _tiny_pantiny()
+    kw = dict(sensor="qb", steps=1, batch_size=2, patch_size=16, verbose=0)
+    res = kp.adapt(model, ms_lr, pan_lr, evaluate=False, **kw)
+    assert res.steps == 1
+    cal = kp.calibrate_detail_gain(model, ms_lr, pan_lr, sensor="qb")
+    assert cal.gains.shape == (4,)
+    # Beyond what the degradation can produce: the errors stay.
+    low, high = PAN_RANGE
+    over = pan_lr.copy()
+    over[0, 0] = high * 2047 * 1.01
+    with pytest.raises(ValueError, match="pan values up to .* exceed the max DN"):
+        kp.adapt(model, ms_lr, over, evaluate=False, **kw)
+    under = pan_lr.copy()
+    under[0, 0] = low * 2047 * 1.01
+    with pytest.raises(ValueError, match="pan contains negative values"):
+        kp.adapt(model, ms_lr, under, evaluate=False, **kw)
+    # The MS is MTF-filtered (no overshoot): above the max DN is an error.
+    bright = ms_lr.copy()
+    bright[0, 0, 0] = 2047 * 1.01
+    with pytest.raises(ValueError, match="ms values up to .* exceed the max DN"):
+        kp.adapt(model, bright, pan_lr, evaluate=False, **kw)
+
+
 def test_time_limit_projects_the_next_step_and_the_reserve(
     monkeypatch, first, steps_run
 ):
