@@ -30,6 +30,9 @@ from keras_pansharp.sensors import generic_sensor, get_sensor
 PLEIADES = generic_sensor(4, bit_depth=12, name="PLEIADES")
 SPOT6 = generic_sensor(4, bit_depth=12, name="SPOT6")
 EIGHT_BIT = generic_sensor(4, bit_depth=8, name="8BIT")
+WV2_STRETCHED = generic_sensor(8, bit_depth=16, name="WV2_STRETCHED")
+SIXTEEN_BIT = generic_sensor(4, bit_depth=16, name="16BIT")
+KOSHIZUKA_BANDS = ("blue", "green", "red", "nir")
 
 
 def _scene_cases(d):
@@ -117,6 +120,86 @@ def _scene_cases(d):
             )
             for name in ("dgif1", "dgif5", "mountain_wv2")
         },
+        **{
+            f"gf2_{split}_fr/{i}": (
+                [
+                    f"gf2_ucgan/{split}_fr/{i}_ms.tif",
+                    f"gf2_ucgan/{split}_fr/{i}_pan.tif",
+                ],
+                lambda split=split, i=i: read_scene(
+                    d / f"gf2_ucgan/{split}_fr/{i}_ms.tif",
+                    d / f"gf2_ucgan/{split}_fr/{i}_pan.tif",
+                    sensor="gf2",
+                ),
+                ((size, size, 4), (4 * size, 4 * size), False),
+            )
+            for split, ids, size in (("train", range(5), 64), ("test", (3, 4), 100))
+            for i in ids
+        },
+        **{
+            f"gf2_{split}_rr/{i}": (
+                [f"gf2_ucgan/{split}_rr/{i}_{k}.tif" for k in ("ms", "pan", "gt")],
+                lambda split=split, i=i: read_scene(
+                    d / f"gf2_ucgan/{split}_rr/{i}_ms.tif",
+                    d / f"gf2_ucgan/{split}_rr/{i}_pan.tif",
+                    gt=d / f"gf2_ucgan/{split}_rr/{i}_gt.tif",
+                    sensor="gf2",
+                ),
+                ((size, size, 4), (4 * size, 4 * size), True),
+            )
+            for split, ids, size in (("train", range(5), 64), ("test", (2, 3), 100))
+            for i in ids
+        },
+        # 8-band WorldView-2 triplets, each MS and reference in two 4-band
+        # files (bands 1-4, 5-8), stretched per band to 16 bits.
+        **{
+            f"wv2_dpf/{split}/{i}": (
+                [
+                    f"wv2_dpf/{split}/{kind}/{half}/WV2-{i}.TIF"
+                    for kind in ("mul-8", "label-8")
+                    for half in ("bands1-4", "bands5-8")
+                ]
+                + [f"wv2_dpf/{split}/pan-8/WV2-{i}.TIF"],
+                lambda split=split, i=i: read_scene(
+                    [
+                        d / f"wv2_dpf/{split}/mul-8/{half}/WV2-{i}.TIF"
+                        for half in ("bands1-4", "bands5-8")
+                    ],
+                    d / f"wv2_dpf/{split}/pan-8/WV2-{i}.TIF",
+                    gt=[
+                        d / f"wv2_dpf/{split}/label-8/{half}/WV2-{i}.TIF"
+                        for half in ("bands1-4", "bands5-8")
+                    ],
+                    sensor=WV2_STRETCHED,
+                ),
+                ((128, 128, 8), (512, 512), True),
+            )
+            for split, ids in (
+                ("TrainData", (2, 5, 6, 15, 16)),
+                ("TestData", (1, 3, 4, 7)),
+            )
+            for i in ids
+        },
+        "wv2_rio_rr": (
+            ["wv2_rio_rr/WV2RioMSLR.tif", "wv2_rio_rr/WV2RioPAN.tif"],
+            lambda: read_scene(
+                d / "wv2_rio_rr/WV2RioMSLR.tif",
+                d / "wv2_rio_rr/WV2RioPAN.tif",
+                sensor="wv2",
+            ),
+            ((128, 128, 8), (512, 512), False),
+        ),
+        # One file per MS band (LZW-compressed: read through GDAL).
+        "koshizuka_4band": (
+            [f"koshizuka_4band/lr_{b}.tif" for b in KOSHIZUKA_BANDS]
+            + ["koshizuka_4band/pan.tif"],
+            lambda: read_scene(
+                [d / f"koshizuka_4band/lr_{b}.tif" for b in KOSHIZUKA_BANDS],
+                d / "koshizuka_4band/pan.tif",
+                sensor=SIXTEEN_BIT,
+            ),
+            ((300, 300, 4), (1200, 1200), False),
+        ),
     }
 
 
@@ -596,3 +679,66 @@ def test_open_source_dispatch(tmp_path):
     with pytest.raises(TypeError):
         open_source(42)
     assert get_sensor("gf2").num_bands == 4
+
+
+# ---------------------------------------------------------------------------
+# Band files: an MS delivered as one file per band (group)
+# ---------------------------------------------------------------------------
+
+
+def test_read_scene_stacks_band_files(tmp_path):
+    rng = np.random.default_rng(3)
+    ms = rng.integers(0, 2047, (8, 8, 4), dtype=np.uint16)
+    pan = rng.integers(0, 2047, (32, 32), dtype=np.uint16)
+    gt = rng.integers(0, 2047, (32, 32, 4), dtype=np.uint16)
+    files = []
+    for b in range(4):  # one 2-D file per band
+        files.append(tmp_path / f"b{b}.tif")
+        tifffile.imwrite(files[-1], ms[..., b])
+    halves = [tmp_path / "g14.tif", tmp_path / "g58.tif"]  # two band groups
+    tifffile.imwrite(
+        halves[0], gt[..., :2], photometric="minisblack", planarconfig="contig"
+    )
+    tifffile.imwrite(
+        halves[1], gt[..., 2:], photometric="minisblack", planarconfig="contig"
+    )
+    tifffile.imwrite(tmp_path / "pan.tif", pan)
+    scene = read_scene(files, tmp_path / "pan.tif", gt=halves, sensor="qb")
+    np.testing.assert_array_equal(scene.ms, ms)
+    np.testing.assert_array_equal(scene.gt, gt)
+    assert "b0.tif + " in scene.source
+    # Band files must agree in size and dtype; the message names both files.
+    tifffile.imwrite(tmp_path / "small.tif", ms[:4, :4, 0])
+    with pytest.raises(DataFormatError, match="small.tif: ms band file of size"):
+        read_scene(
+            [*files[:3], tmp_path / "small.tif"], tmp_path / "pan.tif", sensor="qb"
+        )
+    tifffile.imwrite(tmp_path / "float.tif", ms[..., 0].astype(np.float32))
+    with pytest.raises(DataFormatError, match="float.tif: ms band file of dtype"):
+        read_scene(
+            [*files[:3], tmp_path / "float.tif"], tmp_path / "pan.tif", sensor="qb"
+        )
+    with pytest.raises(DataFormatError, match="has 3 bands"):
+        read_scene(files[:3], tmp_path / "pan.tif", sensor="qb")
+
+
+def test_tiff_compression_without_codec_is_read_through_gdal(tmp_path, monkeypatch):
+    rasterio = pytest.importorskip("rasterio")
+    arr = np.random.default_rng(4).integers(0, 2047, (3, 16, 16), dtype=np.uint16)
+    path = tmp_path / "lzw.tif"
+    profile = dict(driver="GTiff", width=16, height=16, count=3, dtype="uint16")
+    profile["transform"] = rasterio.Affine(1, 0, 0, 0, -1, 16)
+    with rasterio.open(path, "w", compress="lzw", **profile) as dst:
+        dst.write(arr)
+    # tifffile needs imagecodecs for LZW; whether it is installed or not, the
+    # file reads (through GDAL when tifffile cannot decode it).
+    np.testing.assert_array_equal(read_image(path), np.moveaxis(arr, 0, -1))
+
+    def no_codec(*args, **kwargs):
+        raise ValueError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", no_codec)
+    np.testing.assert_array_equal(read_image(path), np.moveaxis(arr, 0, -1))
+    monkeypatch.setitem(__import__("sys").modules, "rasterio", None)
+    with pytest.raises(DataFormatError, match="install rasterio"):
+        read_image(path)

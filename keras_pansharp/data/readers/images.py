@@ -7,6 +7,7 @@ Also the low-level TIFF, plain-image and MATLAB (v5 / v7.3) loaders and
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,13 @@ _IMAGE_EXTS = (".tif", ".tiff", ".png", ".bmp", ".jpg", ".jpeg")
 def read_tiff(path: Path) -> np.ndarray:
     """The first image series of a TIFF file, channels last.
 
+    tifffile decodes it; a compression tifffile needs `imagecodecs` for (LZW,
+    JPEG, ...) is read with GDAL through rasterio when rasterio is installed.
+
     Raises:
-        DataFormatError: the file is not a readable TIFF (names the file).
+        DataFormatError: the file is not a readable TIFF (names the file), or
+            its compression needs `imagecodecs` or rasterio and neither is
+            installed.
     """
     import tifffile
 
@@ -32,6 +38,8 @@ def read_tiff(path: Path) -> np.ndarray:
             axes = series.axes
             arr = series.asarray()
     except Exception as e:
+        if "imagecodecs" in str(e):
+            return _read_tiff_gdal(path, e)
         raise DataFormatError(
             f"{path}: not a readable TIFF file (corrupted or truncated?): {e}"
         ) from e
@@ -40,6 +48,26 @@ def read_tiff(path: Path) -> np.ndarray:
     if arr.ndim == 3 and len(axes) == 3 and axes[-1] not in "SC" and axes[0] in "SCIQ":
         arr = np.moveaxis(arr, 0, -1)
     return arr
+
+
+def _read_tiff_gdal(path: Path, cause: Exception) -> np.ndarray:
+    """A TIFF whose compression tifffile cannot decode, read with rasterio."""
+    try:
+        import rasterio
+    except ImportError:
+        raise DataFormatError(
+            f"{path}: its TIFF compression needs a codec tifffile does not have "
+            f"({cause}); install rasterio (pip install rasterio) or imagecodecs."
+        ) from cause
+    try:
+        with warnings.catch_warnings():
+            # Plain TIFFs (no geotransform) are read as pixels, as tifffile does.
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                arr = src.read()
+    except Exception as e:
+        raise DataFormatError(f"{path}: not a readable TIFF file: {e}") from e
+    return arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
 
 
 def _read_plain_image(path: Path) -> np.ndarray:

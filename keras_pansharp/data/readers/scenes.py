@@ -89,12 +89,55 @@ def _validate_scene(ms, pan, gt, sensor, ms_src, pan_src, gt_src, ms_key, pan_ke
     return ms, pan, gt
 
 
+def _is_file_list(x) -> bool:
+    return isinstance(x, (list, tuple)) and all(
+        isinstance(f, (str, os.PathLike)) for f in x
+    )
+
+
+def _read_bands(files, key, role: str) -> tuple[np.ndarray, str]:
+    """Band groups in several files (e.g. one file per band, or bands 1-4
+    and 5-8), stacked along the band axis in the order given.
+
+    Raises:
+        DataFormatError: no files, a file that is not an `(H, W)` or
+            `(H, W, C)` image, sizes that differ (naming both files), or
+            different dtypes.
+    """
+    if not files:
+        raise DataFormatError(f"read_scene: `{role}` is an empty list of files.")
+    parts = []
+    for f in files:
+        arr = read_image(f, key)
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if arr.ndim != 3:
+            raise DataFormatError(
+                f"{f}: expected an (H, W) or (H, W, C) {role} image, got shape "
+                f"{arr.shape}."
+            )
+        if parts and arr.shape[:2] != parts[0][1].shape[:2]:
+            raise DataFormatError(
+                f"{f}: {role} band file of size {arr.shape[:2]}, but {parts[0][0]} "
+                f"is {parts[0][1].shape[:2]}; the band files of one image must "
+                "have the same size."
+            )
+        if parts and arr.dtype != parts[0][1].dtype:
+            raise DataFormatError(
+                f"{f}: {role} band file of dtype {arr.dtype}, but {parts[0][0]} "
+                f"is {parts[0][1].dtype}."
+            )
+        parts.append((f, arr))
+    source = " + ".join(str(f) for f, _ in parts)
+    return np.concatenate([a for _, a in parts], axis=-1), source
+
+
 def read_scene(
-    ms: str | os.PathLike | np.ndarray,
+    ms: str | os.PathLike | np.ndarray | list,
     pan: str | os.PathLike | np.ndarray | None = None,
     *,
     sensor: str | Sensor,
-    gt: str | os.PathLike | np.ndarray | None = None,
+    gt: str | os.PathLike | np.ndarray | list | None = None,
     ms_key: str | None = None,
     pan_key: str | None = None,
     gt_key: str | None = None,
@@ -105,15 +148,20 @@ def read_scene(
     Either two image files (`ms.tif`, `pan.tif`; GeoTIFF georeferencing is
     ignored), one `.mat` file holding both (keys found automatically among
     common names such as `ms`/`I_MS_LR`/`lrms` and `pan`/`I_PAN`, or given
-    with `ms_key`/`pan_key`), or arrays.
+    with `ms_key`/`pan_key`), or arrays. An MS (or reference) delivered as
+    several files, one per band or per band group, is a list of files,
+    stacked along the band axis in the order given.
 
     Args:
-        ms: MS file path, `.mat` file with both images, or `(h, w, C)` array.
+        ms: MS file path, a list of band files (`[blue.tif, green.tif, ...]`
+            or `[bands1-4.tif, bands5-8.tif]`), `.mat` file with both images,
+            or `(h, w, C)` array.
         pan: PAN file path or `(4h, 4w)` array; `None` when `ms` is a `.mat`
             file holding both.
         sensor: sensor name or `Sensor`; its band count must match.
-        gt: optional reference image (file or array) of shape `(4h, 4w, C)`;
-            inside a single `.mat` file, `gt` is found automatically.
+        gt: optional reference image (file, list of band files, or array)
+            of shape `(4h, 4w, C)`; inside a single `.mat` file, `gt` is
+            found automatically.
         ms_key, pan_key, gt_key: variable names inside `.mat` files.
         scale: multiply all values by this (e.g. 2047 for files stored in
             [0, 1] that should be in DN). Default 1 (values used as stored).
@@ -123,7 +171,8 @@ def read_scene(
 
     Raises:
         DataFormatError: missing keys, wrong ranks, PAN not 4x MS, band count
-            different from the sensor's, NaN/inf, unreadable or empty files.
+            different from the sensor's, NaN/inf, unreadable or empty files,
+            band files of different sizes or dtypes.
 
     Example:
 
@@ -163,6 +212,8 @@ def read_scene(
         if isinstance(ms, (str, os.PathLike)):
             ms_src = str(ms)
             ms_arr = read_image(ms, ms_key)
+        elif _is_file_list(ms):
+            ms_arr, ms_src = _read_bands(ms, ms_key, "ms")
         else:
             ms_arr = np.asarray(ms)
             _check_dtype(ms_arr.dtype, ms_src, "ms")
@@ -176,6 +227,8 @@ def read_scene(
         if isinstance(gt, (str, os.PathLike)):
             gt_src = str(gt)
             gt_arr = read_image(gt, gt_key)
+        elif _is_file_list(gt):
+            gt_arr, gt_src = _read_bands(gt, gt_key, "gt")
         else:
             gt_arr = np.asarray(gt)
             _check_dtype(gt_arr.dtype, gt_src, "gt")
