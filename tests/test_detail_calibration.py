@@ -250,6 +250,25 @@ class TestPanTinyCalibrateDetails(TestCase):
                 model, x["ms"][0][:4, :4], x["pan"][0][:16, :16], verbose=0
             )
 
+    def test_tiled_engine_refuses_per_tile_gains(self):
+        # predict_tiled runs a model as given: a self-calibrating model would
+        # choose gains per tile, so it is refused; scene_model folds one set.
+        rng = np.random.default_rng(6)
+        x = _inputs(rng, h=32)
+        model = _tiny()
+        ms, pan = x["ms"][0], x["pan"][0]
+        with pytest.raises(ValueError, match="chooses its detail gains on each image"):
+            kp.predict_tiled(model, ms, pan, tile=64, verbose=0)
+        fixed = kp.calibration.scene_model(model, ms, pan)
+        assert not has_detail_calibration(fixed)
+        np.testing.assert_allclose(
+            kp.predict_tiled(fixed, ms, pan, tile=64, verbose=0),
+            kp.predict_scene(model, ms, pan, tile=64, verbose=0),
+            atol=1e-6,
+        )
+        raw = without_detail_calibration(model)
+        assert kp.calibration.scene_model(raw, ms, pan) is raw
+
     def test_fold_and_calibrate(self):
         rng = np.random.default_rng(5)
         x = _inputs(rng, h=32)
