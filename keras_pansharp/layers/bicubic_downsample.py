@@ -89,8 +89,12 @@ class BicubicDownsample(keras.layers.Layer):
         c = self._channels
         k_h = ops.tile(ops.reshape(taps, (4, 1, 1, 1)), (1, 1, c, 1))
         k_w = ops.tile(ops.reshape(taps, (1, 4, 1, 1)), (1, 1, c, 1))
-        x = ops.depthwise_conv(x, k_h, strides=(self.factor, 1), padding="valid")
-        return ops.depthwise_conv(x, k_w, strides=(1, self.factor), padding="valid")
+        # Each pass at stride 1, then every `factor`-th row / column: the same
+        # numbers as a strided pass (TensorFlow's CPU depthwise kernel refuses
+        # unequal strides such as (factor, 1), Keras 3.15.1).
+        f = self.factor
+        x = ops.depthwise_conv(x, k_h, strides=1, padding="valid")[:, ::f]
+        return ops.depthwise_conv(x, k_w, strides=1, padding="valid")[:, :, ::f]
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
