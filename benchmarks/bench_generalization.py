@@ -7,26 +7,42 @@ left-out scene; the test-only scenes (no licence to train on: the 8-bit
 pairs) are scored by the recipe trained on all trainable scenes, which is
 exactly how the shipped weights are made:
 
-- FR (whole scene, native resolution): D_lambda, D_s, QNR, D_lambda^K, HQNR;
+- FR (whole scene, native resolution): D_lambda, D_s, QNR, D_lambda^K, HQNR,
+  and Scarpa & Ciotola's D_rho and reprojection indices R-Q2n, R-SAM,
+  R-ERGAS;
 - RR (the scene Wald-degraded by 4, its MS as reference): Q2n, SAM, ERGAS,
   SCC;
 
 for the model (built as the shipped preset: it calibrates its details on
 each image inside the model, `--calibrate_details`), the model with its
 detail gains calibrated on each input it fuses
-(`keras_pansharp.calibrate_detail_gain`: the scene for FR, its degraded copy
-for RR), the model after `keras_pansharp.adapt` on the scene
-(no-reference fine-tuning plus calibration, default budget; of the fine-tuned
-weights and the weights halfway to them (`blends`), the best is kept only if
-the scene's HQNR rises), and the classical EXP, BT-H and MTF-GLP-HPM-R,
-side by side, with wins, means and minima. Then the same with whole sensor
-groups left out (sensors with several trainable scenes: WV3).
+(`keras_pansharp.calibrate_detail_gain`), the model after `keras_pansharp.adapt`
+on each input it fuses (no-reference fine-tuning plus calibration, default
+budget), and the classical EXP, BT-H and MTF-GLP-HPM-R, side by side: a
+balanced panel per scene (RR Q2n / SAM / ERGAS, FR D_lambda^K, D_rho, HQNR,
+R-Q2n), wins against the best classical method and against MTF-GLP-HPM-R,
+means, and a quicklook PNG per scene (PAN | MTF-GLP-HPM-R | BT-H | model |
+adapted, centred crop, one stretch for all fused panels).
+Then the same with whole sensor groups left out (sensors with several
+trainable scenes: WV3).
 
-Nothing is trained or tuned on the scene being scored: training never sees
-it; calibration and `adapt` use the scene's MS and PAN, no reference (the
-calibration and adapt's selection use no-reference indices of the scene
-itself, D_s and HQNR, so read their HQNR with that in mind; RR Q2n is the
-independent check).
+No leakage: nothing is trained or tuned on the scene being scored. Training
+never sees it. Calibration and `adapt` see only the pair they fuse: the
+full-resolution scene for the FR scores, its Wald-degraded copy (never the
+original MS, which is the RR reference) for the RR scores; `adapt` runs
+once on each.
+
+What chooses and what judges (never the same index):
+- the fold model: fixed training steps of `pretrain.py` (no checkpoint
+  selection);
+- the calibration gains: D_s's per-band term of the fused input, so the HQNR
+  (which contains D_s) of the calibrated rows and of the preset is partly
+  selected;
+- `adapt`'s candidates: the HQNR of the fused input, and its loss holds
+  D_lambda^K and the reprojection's ERGAS / Q2n, so the adapted rows' HQNR,
+  D_lambda^K and R-Q2n are partly selected or trained on;
+- judges nothing chose: D_rho (no structural term is trained or selected on;
+  `adapt`'s gamma is 0) and the RR indices (reference never seen).
 
 Measured time on 2 CPU cores (TensorFlow), defaults: see docs/generalization.md.
 
@@ -133,9 +149,24 @@ flags.DEFINE_bool(
     "(trained by pretrain.py on the whole pool) instead of retraining them.",
 )
 
-FR_KEYS = ("d_lambda", "d_s", "qnr", "d_lambda_k", "hqnr")
+FR_KEYS = (
+    "d_lambda", "d_s", "qnr", "d_lambda_k", "hqnr", "d_rho", "r_q2n", "r_sam",
+    "r_ergas",
+)  # fmt: skip
 RR_KEYS = ("q2n", "sam", "ergas", "scc")
 CLASSICAL = ("EXP", "BT-H", "MTF-GLP-HPM-R")
+#: The balanced panel: (JSON key, label, higher is better).
+PANEL = (
+    ("rr_q2n", "RR Q2n", True),
+    ("rr_sam", "RR SAM", False),
+    ("rr_ergas", "RR ERGAS", False),
+    ("fr_d_lambda_k", "D_lambda^K", False),
+    ("fr_d_rho", "D_rho", False),
+    ("fr_hqnr", "HQNR", True),
+    ("fr_r_q2n", "R-Q2n", True),
+)
+#: PAN side of the quicklook crops.
+QUICKLOOK = 256
 
 
 def four_band(scene):
@@ -167,9 +198,17 @@ def model_fuse(model, ms, pan, sensor):
     return np.asarray(model.predict_on_batch(x), np.float64)[0] * m
 
 
-def score(fuse, ms, pan, sensor) -> dict:
-    """FR scores of `fuse(ms, pan)` and RR scores on the Wald-degraded pair."""
-    fr = kp.evaluate_fr(fuse(ms, pan), ms, pan, sensor=sensor)
+def score(fuse, ms, pan, sensor, images: dict | None = None, key: str = "") -> dict:
+    """FR scores of `fuse(ms, pan)` and RR scores on the Wald-degraded pair.
+
+    `fuse` is called once on each pair and sees nothing else: the RR
+    reference (`ms`) never reaches it. With `images`, the FR fused image is
+    kept as `images[key]` (for the quicklook).
+    """
+    fused = fuse(ms, pan)
+    if images is not None:
+        images[key] = fused
+    fr = kp.evaluate_fr(fused, ms, pan, sensor=sensor)
     ms_lr, pan_lr = kp.wald_degrade(ms, pan, sensor)
     rr = kp.evaluate_rr(fuse(ms_lr, pan_lr), ms, sensor=sensor)
     out = {f"fr_{k}": float(fr[k]) for k in FR_KEYS}
@@ -187,45 +226,100 @@ def adapt_options() -> dict:
     }
 
 
-def evaluate_scene(model, scene, name: str) -> dict:
+def adapted_score(model, ms, pan, sensor, images: dict) -> dict:
+    """`score` of the model adapted (`kp.adapt`) on each input it fuses: the
+    scene for FR, its Wald-degraded copy for RR (never the RR reference)."""
+    runs = []
+
+    def fuse(a, b):
+        res = kp.adapt(
+            model, a, b, sensor=sensor, seed=FLAGS.seed, **adapt_options(), verbose=0
+        )
+        runs.append(res)
+        return model_fuse(res.model, a, b, sensor)
+
+    row = score(fuse, ms, pan, sensor, images, "adapted")
+    for tag, res in zip(("fr", "rr"), runs):
+        row[f"adapt_{tag}"] = {
+            "seconds": res.seconds,
+            "improved": res.improved,
+            "steps": res.steps,
+            "blend": res.blend,
+            "candidates": {str(f): h for f, h in res.candidates.items()},
+            "gains": None if res.gains is None else res.gains.tolist(),
+        }
+    return row
+
+
+def evaluate_scene(model, scene, name: str, out_dir: Path) -> dict:
     ms, pan, sensor = four_band(scene)
+    images: dict = {}
     rows = {
-        m: score(lambda a, b, m=m: classical(m, a, b, sensor), ms, pan, sensor)
+        m: score(
+            lambda a, b, m=m: classical(m, a, b, sensor), ms, pan, sensor, images, m
+        )
         for m in CLASSICAL
     }
-    rows["model"] = score(lambda a, b: model_fuse(model, a, b, sensor), ms, pan, sensor)
+    rows["model"] = score(
+        lambda a, b: model_fuse(model, a, b, sensor), ms, pan, sensor, images, "model"
+    )
     if FLAGS.calibrate:
         rows["calibrated"] = calibrated_score(model, ms, pan, sensor)
     if FLAGS.adapt:
-        res = kp.adapt(
-            model,
-            ms,
-            pan,
-            sensor=sensor,
-            seed=FLAGS.seed,
-            **adapt_options(),
-            verbose=0,
-        )
-        rows["adapted"] = score(
-            lambda a, b: model_fuse(res.model, a, b, sensor), ms, pan, sensor
-        )
-        rows["adapted"]["adapt_seconds"] = res.seconds
-        rows["adapted"]["adapt_improved"] = res.improved
-        rows["adapted"]["adapt_steps"] = res.steps
-        rows["adapted"]["adapt_blend"] = res.blend
-        rows["adapted"]["adapt_candidates"] = {
-            str(f): h for f, h in res.candidates.items()
-        }
-        if res.gains is not None:
-            rows["adapted"]["adapt_gains"] = res.gains.tolist()
+        rows["adapted"] = adapted_score(model, ms, pan, sensor, images)
     best = max(CLASSICAL, key=lambda m: rows[m]["fr_hqnr"])
     summary = {"best_classical": best, "best_classical_hqnr": rows[best]["fr_hqnr"]}
-    learned = ", ".join(f"{m} {rows[m]['fr_hqnr']:.4f}" for m in learned_methods())
+    learned = ", ".join(
+        f"{m} {rows[m]['fr_hqnr']:.4f} / {rows[m]['fr_d_rho']:.4f}"
+        for m in learned_methods()
+    )
+    mtf = rows["MTF-GLP-HPM-R"]
     print(
-        f"  {name}: HQNR {learned}, best classical {best} {rows[best]['fr_hqnr']:.4f}",
+        f"  {name}: HQNR / D_rho {learned}; MTF-GLP-HPM-R {mtf['fr_hqnr']:.4f} / "
+        f"{mtf['fr_d_rho']:.4f}",
         flush=True,
     )
-    return {"rows": rows, **summary}
+    path = out_dir / "quicklooks" / f"{name}.png"
+    quicklook(path, pan, images, sensor)
+    return {"rows": rows, **summary, "quicklook": str(path)}
+
+
+def _stretch(x: np.ndarray, lo, hi) -> np.ndarray:
+    return (np.clip((x - lo) / np.maximum(hi - lo, 1e-12), 0, 1) * 255).astype(np.uint8)
+
+
+def quicklook(path: Path, pan, images: dict, sensor, side: int = QUICKLOOK) -> None:
+    """One PNG: PAN | MTF-GLP-HPM-R | BT-H | model [| adapted], a centred
+    `side` x `side` PAN crop, RGB bands, each fused panel with the 1-99 %
+    stretch of MTF-GLP-HPM-R's crop (a blurrier panel looks blurrier, not
+    re-stretched), a 4-pixel white gap between panels, labels above."""
+    from PIL import Image, ImageDraw
+
+    h, w = pan.shape
+    s = min(side, h, w)
+    r0, c0 = (h - s) // 2, (w - s) // 2
+    crop = (slice(r0, r0 + s), slice(c0, c0 + s))
+    rgb = [sensor.band_names.index(b) for b in ("red", "green", "blue")]
+    ref = images["MTF-GLP-HPM-R"][crop][..., rgb]
+    lo = np.percentile(ref, 1, axis=(0, 1))
+    hi = np.percentile(ref, 99, axis=(0, 1))
+    p = pan[crop]
+    panels = [
+        ("PAN", np.repeat(_stretch(p, *np.percentile(p, (1, 99)))[..., None], 3, -1))
+    ]
+    for key in ("MTF-GLP-HPM-R", "BT-H", "model", "adapted"):
+        if key in images:
+            panels.append((key, _stretch(images[key][crop][..., rgb], lo, hi)))
+    gap = np.full((s, 4, 3), 255, np.uint8)
+    strip = np.concatenate([x for _, a in panels for x in (a, gap)][:-1], axis=1)
+    header = Image.new("RGB", (strip.shape[1], 14), "white")
+    draw = ImageDraw.Draw(header)
+    for i, (label, _) in enumerate(panels):
+        draw.text((i * (s + 4) + 2, 1), label, fill="black")
+    strip = np.concatenate([np.asarray(header), strip], axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(strip).save(tmp, format="PNG")
 
 
 def as_shipped(model):
@@ -259,46 +353,54 @@ def calibrated_score(model, ms, pan, sensor) -> dict:
     return row
 
 
+def _beats(v: float, ref: float, higher: bool) -> bool:
+    return v > ref if higher else v < ref
+
+
 def table(results: dict) -> str:
-    """Markdown tables (HQNR, then RR Q2n): one row per left-out scene, the
-    mean, and each learned row's wins over the best classical method."""
+    """Markdown: the balanced panel of every left-out scene (one row per
+    method), then per learned row and index the wins over the best classical
+    method and over MTF-GLP-HPM-R, and the means."""
     learned = learned_methods()
     methods = learned + list(CLASSICAL)
-    out = []
-    for key, label in (("fr_hqnr", "HQNR"), ("rr_q2n", "RR Q2n")):
-        head = ["left out", "scored scene"] + [f"{label} {m}" for m in methods]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        wins = dict.fromkeys(learned, 0)
-        values = {m: [] for m in methods}
-        for fold, scenes in results.items():
-            for name, res in scenes.items():
-                rows = res["rows"]
-                best = max(rows[m][key] for m in CLASSICAL)
-                cells = [fold, name]
-                for m in methods:
-                    v = rows[m][key]
-                    values[m].append(v)
-                    won = m in wins and v > best
-                    wins[m] = wins.get(m, 0) + won
+    head = ["scored scene", "method"] + [label for _, label, _ in PANEL]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    wins = {(m, k, ref): 0 for m in learned for k, _, _ in PANEL for ref in "bm"}
+    values = {(m, k): [] for m in methods for k, _, _ in PANEL}
+    count = 0
+    for fold, scenes in results.items():
+        for name, res in scenes.items():
+            rows, count = res["rows"], count + 1
+            for m in methods:
+                cells = [f"{name} ({fold})" if m == methods[0] else "", m]
+                for k, _, higher in PANEL:
+                    v = rows[m][k]
+                    values[m, k].append(v)
+                    pick = max if higher else min
+                    best = pick(rows[c][k] for c in CLASSICAL)
+                    won = m in learned and _beats(v, best, higher)
+                    if m in learned:
+                        wins[m, k, "b"] += won
+                        wins[m, k, "m"] += _beats(v, rows["MTF-GLP-HPM-R"][k], higher)
                     cells.append(f"**{v:.4f}**" if won else f"{v:.4f}")
                 lines.append("| " + " | ".join(cells) + " |")
-        n = len(values["model"])
+    out = ["\n".join(lines)]
+    head = ["method"] + [label for _, label, _ in PANEL]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
         lines.append(
-            "| mean | | "
-            + " | ".join(f"{np.mean(values[m]):.4f}" for m in methods)
+            f"| mean {m} | "
+            + " | ".join(f"{np.nanmean(values[m, k]):.4f}" for k, _, _ in PANEL)
             + " |"
         )
-        lines.append(
-            "| min | | "
-            + " | ".join(f"{np.min(values[m]):.4f}" for m in methods)
-            + " |"
-        )
-        lines.append(
-            "| wins over the best classical | | "
-            + " | ".join(f"{wins[m]}/{n}" if m in wins else "" for m in methods)
-            + " |"
-        )
-        out.append("\n".join(lines))
+    for m in learned:
+        for ref, label in (("b", "best classical"), ("m", "MTF-GLP-HPM-R")):
+            lines.append(
+                f"| {m} beats {label} | "
+                + " | ".join(f"{wins[m, k, ref]}/{count}" for k, _, _ in PANEL)
+                + " |"
+            )
+    out.append("\n".join(lines))
     return "\n\n".join(out)
 
 
@@ -366,7 +468,7 @@ def main(argv):
                 model.save_weights(tmp, overwrite=True)
         results[fold] = {}
         for name in held:
-            results[fold][name] = evaluate_scene(model, scenes[name], name)
+            results[fold][name] = evaluate_scene(model, scenes[name], name, out_dir)
             results[fold][name]["train_seconds"] = train_s
         meta = {
             "flags": {k: FLAGS[k].value for k in FLAGS},

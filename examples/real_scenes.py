@@ -9,8 +9,9 @@ WorldView-2 / QuickBird 4-band crops of unknown exact sensor: they use an
 
 `TRAINABLE` are the scenes whose sources publish a licence that allows
 using them (`../shared/data/README.md`); the 8-bit pairs come without a
-licence ("internal tests only"), so no shipped weights are trained on them:
-they are test scenes only, never seen in training by any benchmark fold.
+licence ("internal tests only"), and so do the GaoFen-2 samples ("research
+use only"), so no shipped weights are trained on them: they are test scenes
+only, never seen in training by any benchmark fold.
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ SCENES = {
         None,
         "8bit",
     ),
+    # Real GaoFen-2 (10-bit) full-resolution samples, a sensor no training
+    # scene has (their GeoTIFF geotransform is a dummy: it is not read).
+    "gf2_test3": (
+        "gf2_ucgan/test_fr/3_ms.tif",
+        "gf2_ucgan/test_fr/3_pan.tif",
+        "gf2",
+        "gf2",
+    ),
+    "gf2_test4": (
+        "gf2_ucgan/test_fr/4_ms.tif",
+        "gf2_ucgan/test_fr/4_pan.tif",
+        "gf2",
+        "gf2",
+    ),
 }
 
 
@@ -71,6 +86,8 @@ LICENCES = {
     "dgif1_8bit": "jianlihua123/Pansharpening_DGIF, no licence: test only",
     "dgif5_8bit": "jianlihua123/Pansharpening_DGIF, no licence: test only",
     "mountain_8bit": "liqilei/Code-for-Pansharpening-Publised-in-CPE, no licence: test only",
+    "gf2_test3": "zhysora/UCGAN GF-2 samples, no licence (research use): test only",
+    "gf2_test4": "zhysora/UCGAN GF-2 samples, no licence (research use): test only",
 }
 
 
