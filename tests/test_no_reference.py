@@ -424,18 +424,6 @@ def test_adapt_errors():
         kp.adapt(model, ms, pan, sensor="qb", time_limit=0.0)
 
 
-@pytest.mark.parametrize(
-    "first, steps_run",
-    [
-        # A 4 s first step (tracing), then 1 s steps; 3 s of work after
-        # fitting: it stops at t = 17 s, as 17 + one 1 s step + 3 s would
-        # pass 20 s.
-        (4.0, 14),
-        # A 12 s first step is not the estimate of a step (12 + 12 + 3 s
-        # would pass 20 s after one step): the same stop at 17 s.
-        (12.0, 6),
-    ],
-)
 def _edgy_scene(h=32, max_dn=2047.0):
     """A DN scene whose PAN is 8 x 8 squares of max DN on 0, on a 16-pixel
     grid placed so that the 1/4 bicubic kernel's positive taps fall on a
@@ -487,6 +475,18 @@ def test_wald_degraded_pairs_are_accepted_beyond_bounds_refused():
         kp.adapt(model, bright, pan_lr, evaluate=False, **kw)
 
 
+@pytest.mark.parametrize(
+    "first, steps_run",
+    [
+        # A 4 s first step (tracing), then 1 s steps; 3 s of work after
+        # fitting: it stops at t = 17 s, as 17 + one 1 s step + 3 s would
+        # pass 20 s.
+        (4.0, 14),
+        # A 12 s first step is not the estimate of a step (12 + 12 + 3 s
+        # would pass 20 s after one step): the same stop at 17 s.
+        (12.0, 6),
+    ],
+)
 def test_time_limit_projects_the_next_step_and_the_reserve(
     monkeypatch, first, steps_run
 ):
